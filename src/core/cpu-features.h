@@ -1,0 +1,30 @@
+// CPU feature detection. This file and its .cpp are compiled without ISA flags: detection must run
+// on every CPU, including ones that lack the features being probed.
+#pragma once
+
+#include <string>
+
+namespace bitnet {
+
+struct CpuFeatures {
+  // x86-64
+  bool avx2 = false;
+  bool fma = false;
+  bool f16c = false;
+  bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512vl = false;
+  bool avx512vnni = false;
+  bool avx_vnni = false;  // VEX-encoded VNNI (vpdpbusd on ymm without AVX-512)
+  // aarch64
+  bool neon = false;
+  bool dotprod = false;
+
+  std::string model_name;        // best effort, may be empty
+  std::string describe() const;  // e.g. "avx2 fma f16c avx512f avx512bw avx512vl avx512vnni"
+};
+
+// Detected once (thread-safe static), including OS support for the vector register state (XGETBV).
+const CpuFeatures& cpu_features();
+
+}  // namespace bitnet

@@ -1,0 +1,83 @@
+// Plain types shared by the ternary kernels of every ISA. Kept free of standard-library templates:
+// this header is compiled into the per-ISA translation units (see kernels-simd.cpp).
+//
+// Packed ternary layouts (internal; files are repacked into them at load time, never stored):
+//
+//   Rows are interleaved in groups of kGroupRows = 16 (N is padded with zero rows to a multiple of
+//   16). A group is a run of 64-byte chunks; byte [4*r + j] of a chunk belongs to row r of the
+//   group. One chunk therefore feeds one vpdpbusd on a 16 x int32 accumulator (one lane per row)
+//   with a broadcast 4-byte activation word: no horizontal sums and no shuffles in the inner loop.
+//   Every weight is stored as an unsigned code c = w + 1 in {0, 1, 2}; the kernels compute
+//   sum_k c*q and subtract sum_k q (the activation row sum, from the quantizer) afterwards.
+//
+//   T2 (2.0 bits/weight): chunk c covers k in [16c, 16c+16); bits 2s..2s+1 of byte [4r + j] hold
+//     the code of W[16g + r][16c + 4s + j], s = 0..3.
+//   T1 (1.6 bits/weight): five base-3 codes per byte, stored as ceil(v * 256 / 243) with
+//     v = sum_n c_n * 3^(4-n); digit n is ((uint8_t)(byte * 3^n) * 3) >> 8. The group holds
+//     n5 = 4 * floor(K / 80) five-trit chunks (chunk c: k = 20c + 4n + j, n = 0..4) followed by
+//     n4 = (K mod 80) / 16 four-trit chunks (chunk c: k = 20*n5 + 16c + 4n + j, n = 0..3, digit 4
+//     unused and zero): 1.6 bits/weight up to at most 4 chunks per group.
+//
+// Contract of the matmul kernels (all ISAs):
+//   - K % 16 == 0 and K > 0; any N >= 1; any M >= 1.
+//   - Reads the whole group data (64-byte aligned), row_scale[16 * groups], and exactly K bytes of
+//     each activation row: no reads past the end of any buffer.
+//   - Writes y[m * ldy + n] for n < N only (ldy >= N). y must not overlap any input.
+//   - Integer accumulation is exact for K < 2^24 / 128; the float epilogue is
+//     y = float(acc - act_sum) / act_scale * row_scale, the same operations in the same order on
+//     every ISA, so all paths give bit-identical results.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace bitnet::kernels {
+
+inline constexpr int kGroupRows = 16;
+inline constexpr int kChunkBytes = 64;
+inline constexpr int kKMultiple = 16;
+
+enum class TernaryLayout : uint8_t { T2 = 0, T1 = 1 };
+inline constexpr int kNumLayouts = 2;
+
+enum class Isa : uint8_t { Scalar = 0, Avx2 = 1, Avx512 = 2, Neon = 3, NeonDot = 4 };
+inline constexpr int kNumIsas = 5;
+
+// Non-owning view of a packed ternary matrix W[N][K] (row n = output feature n).
+struct TernaryMatrixView {
+  TernaryLayout layout = TernaryLayout::T2;
+  int64_t n = 0;
+  int64_t k = 0;
+  size_t group_bytes = 0;            // bytes per group of 16 rows
+  const uint8_t* data = nullptr;     // [groups][group_bytes], 64-byte aligned
+  const float* row_scale = nullptr;  // [groups * 16]; padding rows hold 0
+  int64_t groups() const { return (n + kGroupRows - 1) / kGroupRows; }
+};
+
+// Int8 activation rows from the per-token quantizer: row m is q[m * ldq .. m * ldq + K).
+struct QuantizedRows {
+  const int8_t* q = nullptr;
+  int64_t ldq = 0;
+  const float* scale = nullptr;  // [m] 127 / max(absmax, 1e-5)
+  const int32_t* sum = nullptr;  // [m] sum of the row's int8 codes
+  int64_t m = 0;
+};
+
+// Quantizes m rows of k floats (row stride ldx) to int8 per row (BitNet b1.58 absmax):
+// s = 127 / max(max|x|, 1e-5), q = clamp(round_half_even(x * s), -128, 127). Writes q (stride
+// ldq), scale[m] = s and sum[m] = sum of q. Any k >= 1. NaN inputs give code -128.
+using QuantizeFn = void (*)(const float* x, int64_t ldx, int64_t m, int64_t k, int8_t* q,
+                            int64_t ldq, float* scale, int32_t* sum);
+
+// y[m][n] = (sum_k W[n][k] * q[m][k]) / scale[m] * row_scale[n] for the row groups
+// [group_begin, group_end) and every activation row. Single-threaded; callers split groups.
+using MatmulFn = void (*)(const TernaryMatrixView& w, const QuantizedRows& a, float* y, int64_t ldy,
+                          int64_t group_begin, int64_t group_end);
+
+struct KernelTable {
+  Isa isa;
+  QuantizeFn quantize;
+  MatmulFn matmul[kNumLayouts];  // indexed by TernaryLayout
+};
+
+}  // namespace bitnet::kernels

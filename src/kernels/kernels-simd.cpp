@@ -1,0 +1,169 @@
+// The SIMD kernels, written once. CMake compiles this file once per ISA (AVX2, AVX-512 VNNI, NEON,
+// NEON dotprod) with that ISA's flags and BITNET_TABLE_NAME set; simd-chunk.h supplies the
+// primitives. Everything but the exported table has internal linkage, and no standard-library
+// template is instantiated here, so no ISA-specific code can leak into another variant.
+#include "kernels/simd-chunk.h"
+#include "kernels/ternary-common.h"
+
+#ifndef BITNET_TABLE_NAME
+#error "BITNET_TABLE_NAME must name the exported kernel table"
+#endif
+
+namespace bitnet::kernels {
+namespace {
+
+using namespace simd;
+
+// ------------------------------------------------------------------------------------ quantizer
+void quantize_simd(const float* x, int64_t ldx, int64_t m, int64_t k, int8_t* q, int64_t ldq,
+                   float* scale, int32_t* sum) {
+  for (int64_t i = 0; i < m; ++i) {
+    const float* xr = x + i * ldx;
+    int8_t* qr = q + i * ldq;
+    const int64_t kv = k - k % kFloatStep;
+    FMax fm = fmax_zero();
+    for (int64_t j = 0; j < kv; j += kFloatStep) fm = absmax_step(fm, xr + j);
+    float absmax = reduce_max(fm);
+    for (int64_t j = kv; j < k; ++j) {
+      const float a = xr[j] < 0 ? -xr[j] : xr[j];
+      if (a > absmax) absmax = a;
+    }
+    const float s = common::act_scale_from_absmax(absmax);
+    ISum is = isum_zero();
+    for (int64_t j = 0; j < kv; j += kFloatStep) is = quant_step(is, xr + j, s, qr + j);
+    int32_t total = reduce_sum(is);
+    for (int64_t j = kv; j < k; ++j) {
+      qr[j] = common::quantize_one(xr[j], s);
+      total += qr[j];
+    }
+    scale[i] = s;
+    sum[i] = total;
+  }
+}
+
+// ------------------------------------------------------------------------------- ternary matmul
+// One group of 16 weight rows against MB activation rows. For MB == 1 (decode) each row gets
+// NA = 4 accumulators, so the vpdpbusd chains are independent; for MB > 1 the MB rows already are.
+template <int MB>
+struct Tile {
+  static constexpr int NA = MB == 1 ? 4 : 1;
+  Acc acc[MB][NA];
+  const int8_t* q[MB];
+
+  Tile(const QuantizedRows& a, int64_t m0) {
+    for (int m = 0; m < MB; ++m) {
+      q[m] = a.q + (m0 + m) * a.ldq;
+      for (int i = 0; i < NA; ++i) acc[m][i] = acc_zero();
+    }
+  }
+  // All MB rows take the codes of k in [k0, k0 + 4); `slot` picks the accumulator (MB == 1).
+  inline void dot(Chunk codes, int64_t k0, int slot) {
+    for (int m = 0; m < MB; ++m) acc[m][slot % NA] = dot4(acc[m][slot % NA], codes, q[m] + k0);
+  }
+  void store(const TernaryMatrixView& w, const QuantizedRows& a, int64_t g, int64_t m0, float* y,
+             int64_t ldy) {
+    const int64_t row0 = g * kGroupRows;
+    const int64_t left = w.n - row0;
+    const int n_valid = left < kGroupRows ? static_cast<int>(left) : kGroupRows;
+    for (int m = 0; m < MB; ++m) {
+      Acc t = acc[m][0];
+      for (int i = 1; i < NA; ++i) t = acc_add(t, acc[m][i]);
+      store_rows(t, a.sum[m0 + m], a.scale[m0 + m], w.row_scale + row0, y + (m0 + m) * ldy + row0,
+                 n_valid);
+    }
+  }
+};
+
+template <int MB>
+void t2_group(const TernaryMatrixView& w, const QuantizedRows& a, int64_t g, int64_t m0, float* y,
+              int64_t ldy) {
+  Tile<MB> tile(a, m0);
+  const uint8_t* p = w.data + static_cast<size_t>(g) * w.group_bytes;
+  const int64_t chunks = w.k / 16;
+  for (int64_t c = 0; c < chunks; ++c, p += kChunkBytes) {
+    const Chunk raw = load_chunk(p);
+    const int64_t k0 = 16 * c;
+    tile.dot(code2<0>(raw), k0, 0);
+    tile.dot(code2<1>(raw), k0 + 4, 1);
+    tile.dot(code2<2>(raw), k0 + 8, 2);
+    tile.dot(code2<3>(raw), k0 + 12, 3);
+  }
+  tile.store(w, a, g, m0, y, ldy);
+}
+
+template <int MB>
+void t1_group(const TernaryMatrixView& w, const QuantizedRows& a, int64_t g, int64_t m0, float* y,
+              int64_t ldy) {
+  Tile<MB> tile(a, m0);
+  const uint8_t* p = w.data + static_cast<size_t>(g) * w.group_bytes;
+  const int64_t n5 = common::t1_chunks5(w.k), n4 = common::t1_chunks4(w.k);
+  for (int64_t c = 0; c < n5; ++c, p += kChunkBytes) {
+    Chunk d = load_chunk(p);
+    const int64_t k0 = 20 * c;
+    tile.dot(trit(d), k0, 0);
+    d = times3(d);
+    tile.dot(trit(d), k0 + 4, 1);
+    d = times3(d);
+    tile.dot(trit(d), k0 + 8, 2);
+    d = times3(d);
+    tile.dot(trit(d), k0 + 12, 3);
+    d = times3(d);
+    tile.dot(trit(d), k0 + 16, 0);
+  }
+  for (int64_t c = 0; c < n4; ++c, p += kChunkBytes) {
+    Chunk d = load_chunk(p);
+    const int64_t k0 = 20 * n5 + 16 * c;
+    tile.dot(trit(d), k0, 0);
+    d = times3(d);
+    tile.dot(trit(d), k0 + 4, 1);
+    d = times3(d);
+    tile.dot(trit(d), k0 + 8, 2);
+    d = times3(d);
+    tile.dot(trit(d), k0 + 12, 3);
+  }
+  tile.store(w, a, g, m0, y, ldy);
+}
+
+template <TernaryLayout L, int MB>
+inline void group_tile(const TernaryMatrixView& w, const QuantizedRows& a, int64_t g, int64_t m0,
+                       float* y, int64_t ldy) {
+  if constexpr (L == TernaryLayout::T2) {
+    t2_group<MB>(w, a, g, m0, y, ldy);
+  } else {
+    t1_group<MB>(w, a, g, m0, y, ldy);
+  }
+}
+
+// The last rows - fewer than a full tile - with the tile size that fits them exactly.
+template <TernaryLayout L, int MB>
+inline void group_tail(int rest, const TernaryMatrixView& w, const QuantizedRows& a, int64_t g,
+                       int64_t m0, float* y, int64_t ldy) {
+  if constexpr (MB >= 1) {
+    if (rest == MB) return group_tile<L, MB>(w, a, g, m0, y, ldy);
+    group_tail<L, MB - 1>(rest, w, a, g, m0, y, ldy);
+  }
+}
+
+// Groups outer, activation rows inner: a group's weights (K/4 or K/5 bytes x 16 rows) stay in L1
+// while every tile of activation rows passes over them.
+template <TernaryLayout L>
+void matmul_simd(const TernaryMatrixView& w, const QuantizedRows& a, float* y, int64_t ldy,
+                 int64_t g0, int64_t g1) {
+  for (int64_t g = g0; g < g1; ++g) {
+    int64_t m0 = 0;
+    for (; m0 + kMaxRowsPerTile <= a.m; m0 += kMaxRowsPerTile) {
+      group_tile<L, kMaxRowsPerTile>(w, a, g, m0, y, ldy);
+    }
+    group_tail<L, kMaxRowsPerTile - 1>(static_cast<int>(a.m - m0), w, a, g, m0, y, ldy);
+  }
+}
+
+}  // namespace
+
+extern const KernelTable BITNET_TABLE_NAME;
+const KernelTable BITNET_TABLE_NAME = {
+    BITNET_TABLE_ISA,
+    quantize_simd,
+    {matmul_simd<TernaryLayout::T2>, matmul_simd<TernaryLayout::T1>}};
+
+}  // namespace bitnet::kernels

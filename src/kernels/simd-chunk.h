@@ -1,0 +1,342 @@
+// Per-ISA primitives over one 64-byte chunk (16 rows x 4 bytes, kernel-types.h) and one row of
+// floats. kernels-simd.cpp writes each kernel once on top of these; the build compiles it once per
+// ISA with that ISA's flags, and this header picks the matching primitives from the predefined
+// macros. Everything has internal linkage (see ternary-common.h for why).
+//
+//   Chunk   64 code bytes; Acc: 16 x int32, lane r = row r of the group.
+//   load_chunk(p)          aligned 64-byte load
+//   code2<S>(raw)          (raw >> 2S) & 3 per byte (T2 field S)
+//   trit(q)                ((q * 3) >> 8) per byte (T1 digit of a byte already multiplied by 3^n)
+//   times3(q)              q * 3 mod 256 per byte
+//   dot4(acc, c, q4)       acc[r] += sum_j c[4r + j] * q4[j], codes unsigned, q4 int8
+//   store_rows(acc, ...)   epilogue of ternary-common.h for n_valid <= 16 rows
+//   Quantizer: FMax/absmax_step/reduce_max, ISum/quant_step/reduce_sum over kFloatStep floats.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define BITNET_SIMD_AVX512 1
+// GCC 12's AVX-512 headers trip -Wuninitialized on their own _mm512_undefined_* temporaries
+// (GCC bug 105593, fixed in GCC 13); the locations are inside the header, so this covers only them.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#elif defined(__AVX2__)
+#define BITNET_SIMD_AVX2 1
+#include <immintrin.h>
+#elif defined(__ARM_NEON)
+#define BITNET_SIMD_NEON 1
+#include <arm_neon.h>
+#else
+#error "simd-chunk.h needs AVX-512 (F, BW, VNNI), AVX2 or NEON"
+#endif
+
+namespace bitnet::kernels::simd {
+
+static inline int32_t load_i32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+#if BITNET_SIMD_AVX512
+// ---------------------------------------------------------------------------------- AVX-512 VNNI
+inline constexpr int kMaxRowsPerTile = 8;  // activation rows sharing one decoded weight chunk
+
+struct Chunk {
+  __m512i v;
+};
+struct Acc {
+  __m512i v;
+};
+
+static inline Chunk load_chunk(const uint8_t* p) {
+  return {_mm512_load_si512(p)};
+}
+template <int S>
+static inline Chunk code2(Chunk raw) {
+  return {_mm512_and_si512(_mm512_srli_epi16(raw.v, 2 * S), _mm512_set1_epi8(3))};
+}
+static inline Chunk trit(Chunk q) {
+  const __mmask64 ge1 = _mm512_cmpge_epu8_mask(q.v, _mm512_set1_epi8(86));
+  const __mmask64 ge2 = _mm512_cmpge_epu8_mask(q.v, _mm512_set1_epi8(static_cast<char>(171)));
+  const __m512i one = _mm512_set1_epi8(1);
+  const __m512i t = _mm512_maskz_mov_epi8(ge1, one);
+  return {_mm512_mask_add_epi8(t, ge2, t, one)};
+}
+static inline Chunk times3(Chunk q) {
+  return {_mm512_add_epi8(q.v, _mm512_add_epi8(q.v, q.v))};
+}
+static inline Acc acc_zero() {
+  return {_mm512_setzero_si512()};
+}
+static inline Acc acc_add(Acc a, Acc b) {
+  return {_mm512_add_epi32(a.v, b.v)};
+}
+static inline Acc dot4(Acc acc, Chunk c, const int8_t* q4) {
+  return {_mm512_dpbusd_epi32(acc.v, c.v, _mm512_set1_epi32(load_i32(q4)))};
+}
+static inline void store_rows(Acc acc, int32_t act_sum, float act_scale, const float* row_scale,
+                              float* y, int n_valid) {
+  __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc.v, _mm512_set1_epi32(act_sum)));
+  v = _mm512_mul_ps(_mm512_div_ps(v, _mm512_set1_ps(act_scale)), _mm512_load_ps(row_scale));
+  const __mmask16 mask = static_cast<__mmask16>((1u << n_valid) - 1u);
+  _mm512_mask_storeu_ps(y, mask, v);
+}
+
+inline constexpr int kFloatStep = 16;
+struct FMax {
+  __m512 v;
+};
+struct ISum {
+  __m512i v;
+};
+static inline FMax fmax_zero() {
+  return {_mm512_setzero_ps()};
+}
+static inline FMax absmax_step(FMax m, const float* x) {
+  // abs first: max_ps returns its second operand when one is NaN, so NaN inputs are skipped
+  // exactly as std::fmax skips them in the reference.
+  return {_mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x)), m.v)};
+}
+static inline float reduce_max(FMax m) {
+  return _mm512_reduce_max_ps(m.v);
+}
+static inline ISum isum_zero() {
+  return {_mm512_setzero_si512()};
+}
+static inline ISum quant_step(ISum acc, const float* x, float s, int8_t* q) {
+  const __m512i i = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x), _mm512_set1_ps(s)));
+  const __m512i c =
+      _mm512_max_epi32(i, _mm512_set1_epi32(-128));  // NaN/overflow -> INT_MIN -> -128
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(c));
+  return {_mm512_add_epi32(acc.v, _mm512_min_epi32(c, _mm512_set1_epi32(127)))};
+}
+static inline int32_t reduce_sum(ISum s) {
+  return _mm512_reduce_add_epi32(s.v);
+}
+
+#elif BITNET_SIMD_AVX2
+// ------------------------------------------------------------------------------------------ AVX2
+// Rows 0-7 in lo, 8-15 in hi. Without VNNI, dot4 is vpmaddubsw + vpmaddwd: codes are at most 2, so
+// the 16-bit pair sums (|2*128 + 2*128| <= 512) never saturate.
+inline constexpr int kMaxRowsPerTile = 4;  // 16 ymm registers: 4 rows x 2 accumulators + temps
+
+struct Chunk {
+  __m256i lo, hi;
+};
+struct Acc {
+  __m256i lo, hi;
+};
+
+static inline Chunk load_chunk(const uint8_t* p) {
+  return {_mm256_load_si256(reinterpret_cast<const __m256i*>(p)),
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 32))};
+}
+template <int S>
+static inline Chunk code2(Chunk raw) {
+  const __m256i m = _mm256_set1_epi8(3);
+  return {_mm256_and_si256(_mm256_srli_epi16(raw.lo, 2 * S), m),
+          _mm256_and_si256(_mm256_srli_epi16(raw.hi, 2 * S), m)};
+}
+static inline __m256i trit1(__m256i q) {
+  const __m256i c1 = _mm256_set1_epi8(86), c2 = _mm256_set1_epi8(static_cast<char>(171));
+  const __m256i ge1 = _mm256_cmpeq_epi8(_mm256_max_epu8(q, c1), q);  // 0xff where q >= 86
+  const __m256i ge2 = _mm256_cmpeq_epi8(_mm256_max_epu8(q, c2), q);
+  return _mm256_sub_epi8(_mm256_sub_epi8(_mm256_setzero_si256(), ge1), ge2);
+}
+static inline Chunk trit(Chunk q) {
+  return {trit1(q.lo), trit1(q.hi)};
+}
+static inline Chunk times3(Chunk q) {
+  return {_mm256_add_epi8(q.lo, _mm256_add_epi8(q.lo, q.lo)),
+          _mm256_add_epi8(q.hi, _mm256_add_epi8(q.hi, q.hi))};
+}
+static inline Acc acc_zero() {
+  return {_mm256_setzero_si256(), _mm256_setzero_si256()};
+}
+static inline Acc acc_add(Acc a, Acc b) {
+  return {_mm256_add_epi32(a.lo, b.lo), _mm256_add_epi32(a.hi, b.hi)};
+}
+static inline __m256i dot4_half(__m256i acc, __m256i c, __m256i a) {
+#if defined(__AVXVNNI__)
+  return _mm256_dpbusd_avx_epi32(acc, c, a);
+#else
+  const __m256i pairs = _mm256_maddubs_epi16(c, a);
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+#endif
+}
+static inline Acc dot4(Acc acc, Chunk c, const int8_t* q4) {
+  const __m256i a = _mm256_set1_epi32(load_i32(q4));
+  return {dot4_half(acc.lo, c.lo, a), dot4_half(acc.hi, c.hi, a)};
+}
+static inline __m256 epilogue8(__m256i acc, int32_t act_sum, float act_scale, const float* rs) {
+  const __m256 v = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc, _mm256_set1_epi32(act_sum)));
+  return _mm256_mul_ps(_mm256_div_ps(v, _mm256_set1_ps(act_scale)), _mm256_load_ps(rs));
+}
+static inline void store_rows(Acc acc, int32_t act_sum, float act_scale, const float* row_scale,
+                              float* y, int n_valid) {
+  const __m256 lo = epilogue8(acc.lo, act_sum, act_scale, row_scale);
+  const __m256 hi = epilogue8(acc.hi, act_sum, act_scale, row_scale + 8);
+  if (n_valid == 16) {
+    _mm256_storeu_ps(y, lo);
+    _mm256_storeu_ps(y + 8, hi);
+    return;
+  }
+  alignas(32) float tmp[16];
+  _mm256_store_ps(tmp, lo);
+  _mm256_store_ps(tmp + 8, hi);
+  for (int r = 0; r < n_valid; ++r) y[r] = tmp[r];
+}
+
+inline constexpr int kFloatStep = 8;
+struct FMax {
+  __m256 v;
+};
+struct ISum {
+  __m256i v;
+};
+static inline FMax fmax_zero() {
+  return {_mm256_setzero_ps()};
+}
+static inline FMax absmax_step(FMax m, const float* x) {
+  const __m256 abs = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_loadu_ps(x));
+  return {_mm256_max_ps(abs, m.v)};  // NaN lanes keep m, as std::fmax does
+}
+static inline float reduce_max(FMax m) {
+  __m128 v = _mm_max_ps(_mm256_castps256_ps128(m.v), _mm256_extractf128_ps(m.v, 1));
+  v = _mm_max_ps(v, _mm_movehl_ps(v, v));
+  v = _mm_max_ss(v, _mm_movehdup_ps(v));
+  return _mm_cvtss_f32(v);
+}
+static inline ISum isum_zero() {
+  return {_mm256_setzero_si256()};
+}
+static inline ISum quant_step(ISum acc, const float* x, float s, int8_t* q) {
+  __m256i i = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), _mm256_set1_ps(s)));
+  i = _mm256_min_epi32(_mm256_max_epi32(i, _mm256_set1_epi32(-128)), _mm256_set1_epi32(127));
+  const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+  const __m128i b = _mm_packs_epi16(w, w);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(q), b);
+  return {_mm256_add_epi32(acc.v, i)};
+}
+static inline int32_t reduce_sum(ISum s) {
+  __m128i v = _mm_add_epi32(_mm256_castsi256_si128(s.v), _mm256_extracti128_si256(s.v, 1));
+  v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0x4e));
+  v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0xb1));
+  return _mm_cvtsi128_si32(v);
+}
+
+#elif BITNET_SIMD_NEON
+// ------------------------------------------------------------------------------------------ NEON
+// v[i] holds rows 4i..4i+3. With the dotprod extension dot4 is one sdot per quarter; without it,
+// widening multiplies and pairwise adds. Codes (0..2) are valid int8, so both operands are signed.
+inline constexpr int kMaxRowsPerTile = 4;
+
+struct Chunk {
+  uint8x16_t v[4];
+};
+struct Acc {
+  int32x4_t v[4];
+};
+
+static inline Chunk load_chunk(const uint8_t* p) {
+  return {{vld1q_u8(p), vld1q_u8(p + 16), vld1q_u8(p + 32), vld1q_u8(p + 48)}};
+}
+template <int S>
+static inline Chunk code2(Chunk raw) {
+  Chunk out;
+  for (int i = 0; i < 4; ++i) {
+    if constexpr (S == 0) {
+      out.v[i] = vandq_u8(raw.v[i], vdupq_n_u8(3));
+    } else {
+      out.v[i] = vandq_u8(vshrq_n_u8(raw.v[i], 2 * S), vdupq_n_u8(3));
+    }
+  }
+  return out;
+}
+static inline Chunk trit(Chunk q) {
+  Chunk out;
+  for (int i = 0; i < 4; ++i) {
+    const uint8x16_t ge1 = vcgeq_u8(q.v[i], vdupq_n_u8(86));
+    const uint8x16_t ge2 = vcgeq_u8(q.v[i], vdupq_n_u8(171));
+    out.v[i] = vsubq_u8(vsubq_u8(vdupq_n_u8(0), ge1), ge2);
+  }
+  return out;
+}
+static inline Chunk times3(Chunk q) {
+  Chunk out;
+  for (int i = 0; i < 4; ++i) out.v[i] = vaddq_u8(q.v[i], vaddq_u8(q.v[i], q.v[i]));
+  return out;
+}
+static inline Acc acc_zero() {
+  return {{vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)}};
+}
+static inline Acc acc_add(Acc a, Acc b) {
+  Acc out;
+  for (int i = 0; i < 4; ++i) out.v[i] = vaddq_s32(a.v[i], b.v[i]);
+  return out;
+}
+static inline Acc dot4(Acc acc, Chunk c, const int8_t* q4) {
+  const int8x16_t a = vreinterpretq_s8_s32(vdupq_n_s32(load_i32(q4)));
+  for (int i = 0; i < 4; ++i) {
+    const int8x16_t ci = vreinterpretq_s8_u8(c.v[i]);
+#if defined(__ARM_FEATURE_DOTPROD)
+    acc.v[i] = vdotq_s32(acc.v[i], ci, a);
+#else
+    const int32x4_t lo = vpaddlq_s16(vmull_s8(vget_low_s8(ci), vget_low_s8(a)));
+    const int32x4_t hi = vpaddlq_s16(vmull_high_s8(ci, a));
+    acc.v[i] = vaddq_s32(acc.v[i], vpaddq_s32(lo, hi));
+#endif
+  }
+  return acc;
+}
+static inline void store_rows(Acc acc, int32_t act_sum, float act_scale, const float* row_scale,
+                              float* y, int n_valid) {
+  float tmp[16];
+  for (int i = 0; i < 4; ++i) {
+    float32x4_t v = vcvtq_f32_s32(vsubq_s32(acc.v[i], vdupq_n_s32(act_sum)));
+    v = vmulq_f32(vdivq_f32(v, vdupq_n_f32(act_scale)), vld1q_f32(row_scale + 4 * i));
+    vst1q_f32(tmp + 4 * i, v);
+  }
+  for (int r = 0; r < n_valid; ++r) y[r] = tmp[r];
+}
+
+inline constexpr int kFloatStep = 4;
+struct FMax {
+  float32x4_t v;
+};
+struct ISum {
+  int32x4_t v;
+};
+static inline FMax fmax_zero() {
+  return {vdupq_n_f32(0.0f)};
+}
+static inline FMax absmax_step(FMax m, const float* x) {
+  return {vmaxnmq_f32(m.v, vabsq_f32(vld1q_f32(x)))};
+}
+static inline float reduce_max(FMax m) {
+  return vmaxvq_f32(m.v);
+}
+static inline ISum isum_zero() {
+  return {vdupq_n_s32(0)};
+}
+static inline ISum quant_step(ISum acc, const float* x, float s, int8_t* q) {
+  int32x4_t i = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x), s));  // round to nearest, ties to even
+  i = vminq_s32(vmaxq_s32(i, vdupq_n_s32(-128)), vdupq_n_s32(127));
+  // NaN converts to 0 on Arm; the scalar reference maps it to -128. Patch NaN lanes explicitly.
+  const uint32x4_t nan = vmvnq_u32(vceqq_f32(vld1q_f32(x), vld1q_f32(x)));
+  i = vbslq_s32(nan, vdupq_n_s32(-128), i);
+  const int16x4_t h = vmovn_s32(i);
+  const int8x8_t b = vmovn_s16(vcombine_s16(h, h));
+  vst1_lane_s32(reinterpret_cast<int32_t*>(q), vreinterpret_s32_s8(b), 0);
+  return {vaddq_s32(acc.v, i)};
+}
+static inline int32_t reduce_sum(ISum s) {
+  return vaddvq_s32(s.v);
+}
+#endif
+
+}  // namespace bitnet::kernels::simd

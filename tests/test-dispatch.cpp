@@ -1,0 +1,66 @@
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/cpu-features.h"
+#include "kernels/ternary-matmul.h"
+
+namespace bitnet::kernels {
+namespace {
+
+TEST(Dispatch, ScalarIsAlwaysAvailableAndFirst) {
+  const auto isas = available_isas();
+  ASSERT_FALSE(isas.empty());
+  EXPECT_EQ(isas.front(), Isa::Scalar);
+  EXPECT_EQ(select_kernels("scalar").isa, Isa::Scalar);
+}
+
+TEST(Dispatch, DefaultPicksTheWidestAvailable) {
+  const KernelTable& t = select_kernels(nullptr);
+  const CpuFeatures& f = cpu_features();
+#if defined(__x86_64__)
+  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) {
+    EXPECT_EQ(t.isa, Isa::Avx512);
+  } else if (f.avx2 && f.fma && f.f16c) {
+    EXPECT_EQ(t.isa, Isa::Avx2);
+  } else {
+    EXPECT_EQ(t.isa, Isa::Scalar);
+  }
+#elif defined(__aarch64__)
+  EXPECT_EQ(t.isa, f.dotprod ? Isa::NeonDot : Isa::Neon);
+#endif
+  EXPECT_EQ(select_kernels("").isa, t.isa);
+}
+
+TEST(Dispatch, ForcingEachAvailableIsaWorks) {
+  for (Isa isa : available_isas()) EXPECT_EQ(select_kernels(isa_name(isa)).isa, isa);
+}
+
+TEST(Dispatch, ForcingAnUnusableIsaFailsLoudly) {
+  const auto avail = available_isas();
+  for (int i = 0; i < kNumIsas; ++i) {
+    const Isa isa = static_cast<Isa>(i);
+    if (std::find(avail.begin(), avail.end(), isa) != avail.end()) continue;
+    try {
+      select_kernels(isa_name(isa));
+      FAIL() << "forcing " << isa_name(isa) << " did not fail";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("BITNET_FORCE_ISA=") + isa_name(isa)),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+TEST(Dispatch, UnknownNameListsTheChoices) {
+  try {
+    select_kernels("sse9");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("scalar, avx2, avx512, neon or neondot"),
+              std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace bitnet::kernels
