@@ -286,9 +286,11 @@ static inline Acc dot4(Acc acc, Chunk c, const int8_t* q4) {
 #if defined(__ARM_FEATURE_DOTPROD)
     acc.v[i] = vdotq_s32(acc.v[i], ci, a);
 #else
-    const int32x4_t lo = vpaddlq_s16(vmull_s8(vget_low_s8(ci), vget_low_s8(a)));
-    const int32x4_t hi = vpaddlq_s16(vmull_high_s8(ci, a));
-    acc.v[i] = vaddq_s32(acc.v[i], vpaddq_s32(lo, hi));
+    // Products fit int16 (|2 * -128|), pair sums too (<= 512): addp leaves the pairs of rows
+    // 4i..4i+3 adjacent, and sadalp adds each adjacent pair into that row's int32 lane.
+    const int16x8_t pairs =
+        vpaddq_s16(vmull_s8(vget_low_s8(ci), vget_low_s8(a)), vmull_high_s8(ci, a));
+    acc.v[i] = vpadalq_s16(acc.v[i], pairs);
 #endif
   }
   return acc;
@@ -296,12 +298,15 @@ static inline Acc dot4(Acc acc, Chunk c, const int8_t* q4) {
 static inline void store_rows(Acc acc, int32_t act_sum, float act_scale, const float* row_scale,
                               float* y, int n_valid) {
   float tmp[16];
+  float* out = n_valid == 16 ? y : tmp;
   for (int i = 0; i < 4; ++i) {
     float32x4_t v = vcvtq_f32_s32(vsubq_s32(acc.v[i], vdupq_n_s32(act_sum)));
     v = vmulq_f32(vdivq_f32(v, vdupq_n_f32(act_scale)), vld1q_f32(row_scale + 4 * i));
-    vst1q_f32(tmp + 4 * i, v);
+    vst1q_f32(out + 4 * i, v);
   }
-  for (int r = 0; r < n_valid; ++r) y[r] = tmp[r];
+  if (out == tmp) {
+    for (int r = 0; r < n_valid; ++r) y[r] = tmp[r];
+  }
 }
 
 inline constexpr int kFloatStep = 4;
@@ -324,10 +329,12 @@ static inline ISum isum_zero() {
   return {vdupq_n_s32(0)};
 }
 static inline ISum quant_step(ISum acc, const float* x, float s, int8_t* q) {
-  int32x4_t i = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x), s));  // round to nearest, ties to even
+  const float32x4_t p = vmulq_n_f32(vld1q_f32(x), s);
+  int32x4_t i = vcvtnq_s32_f32(p);  // round to nearest, ties to even, whatever FPCR says
   i = vminq_s32(vmaxq_s32(i, vdupq_n_s32(-128)), vdupq_n_s32(127));
-  // NaN converts to 0 on Arm; the scalar reference maps it to -128. Patch NaN lanes explicitly.
-  const uint32x4_t nan = vmvnq_u32(vceqq_f32(vld1q_f32(x), vld1q_f32(x)));
+  // fcvtns turns NaN into 0; the reference (and x86's INT_MIN) give -128. Test the product, not x:
+  // a row holding +-inf has s = 127 / inf = 0, so inf * s is NaN although x is not.
+  const uint32x4_t nan = vmvnq_u32(vceqq_f32(p, p));
   i = vbslq_s32(nan, vdupq_n_s32(-128), i);
   const int16x4_t h = vmovn_s32(i);
   const int8x8_t b = vmovn_s16(vcombine_s16(h, h));
