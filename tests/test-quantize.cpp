@@ -91,6 +91,17 @@ TEST_P(QuantizeTest, NonFiniteInputsAreDeterministic) {
   EXPECT_EQ(a.q[3], -128);
   EXPECT_EQ(a.q[17], -127);
   EXPECT_EQ(a.scale[0], b.scale[0]);
+
+  // An infinity makes s = 127 / inf = 0, so inf * s is NaN: every path must map it to -128.
+  std::vector<float> y(40, 1.0f);
+  y[9] = std::numeric_limits<float>::infinity();
+  y[38] = -std::numeric_limits<float>::infinity();
+  const Quantized c = run(ref, y, 1, 40), d = run(table(), y, 1, 40);
+  EXPECT_EQ(c.q, d.q);
+  EXPECT_EQ(c.sum, d.sum);
+  EXPECT_EQ(c.q[9], -128);
+  EXPECT_EQ(c.q[38], -128);
+  EXPECT_EQ(c.q[0], 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, QuantizeTest, ::testing::ValuesIn(available_isas()),

@@ -1,7 +1,5 @@
 #include "core/cpu-features.h"
 
-#include <fstream>
-
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
 #elif defined(__aarch64__) && defined(__linux__)

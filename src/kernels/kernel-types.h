@@ -74,10 +74,21 @@ using QuantizeFn = void (*)(const float* x, int64_t ldx, int64_t m, int64_t k, i
 using MatmulFn = void (*)(const TernaryMatrixView& w, const QuantizedRows& a, float* y, int64_t ldy,
                           int64_t group_begin, int64_t group_end);
 
+// Machine-limit probe: `iterations` rounds of this ISA's widest int8 multiply-add over independent
+// accumulators (vpdpbusd on AVX-512); returns a value that depends on every result.
+using PeakFn = int64_t (*)(int64_t iterations);
+
+// Bandwidth probe: reads `bytes` (a multiple of 256, 64-byte aligned) with this ISA's widest loads
+// into independent accumulators; returns a value that depends on every byte.
+using StreamReadFn = uint64_t (*)(const uint8_t* p, size_t bytes);
+
 struct KernelTable {
   Isa isa;
   QuantizeFn quantize;
   MatmulFn matmul[kNumLayouts];  // indexed by TernaryLayout
+  PeakFn int8_peak;
+  int64_t int8_peak_macs_per_iteration;  // u8 x s8 multiply-adds per iteration of int8_peak
+  StreamReadFn stream_read;
 };
 
 }  // namespace bitnet::kernels

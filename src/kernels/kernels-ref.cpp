@@ -2,6 +2,7 @@
 // packed layouts element by element with the index formulas of kernel-types.h, independently of
 // the SIMD bodies in kernels-simd.cpp.
 #include <cmath>
+#include <cstring>
 
 #include "kernels/ternary-common.h"
 #include "kernels/ternary-matmul.h"
@@ -44,26 +45,73 @@ unsigned code_at(const TernaryMatrixView& w, int64_t g, int r, int64_t kk) {
   return common::t1_digit(grp[c * kChunkBytes + 4 * r + j], static_cast<int>(n));
 }
 
+// Walks the packed bytes in storage order: for each chunk, each of the 16 rows, each byte, each
+// 2-bit field (T2) or base-3 digit (T1), with the k index given by the layout formulas.
 void matmul_ref(const TernaryMatrixView& w, const QuantizedRows& a, float* y, int64_t ldy,
                 int64_t g0, int64_t g1) {
+  const bool t2 = w.layout == TernaryLayout::T2;
+  const int64_t n5 = common::t1_chunks5(w.k);
+  const int64_t chunks = t2 ? w.k / 16 : n5 + common::t1_chunks4(w.k);
   for (int64_t g = g0; g < g1; ++g) {
-    for (int r = 0; r < kGroupRows; ++r) {
-      const int64_t row = g * kGroupRows + r;
-      if (row >= w.n) break;
-      for (int64_t m = 0; m < a.m; ++m) {
-        const int8_t* q = a.q + m * a.ldq;
-        int32_t acc = 0;
-        for (int64_t kk = 0; kk < w.k; ++kk)
-          acc += static_cast<int32_t>(code_at(w, g, r, kk)) * q[kk];
-        y[m * ldy + row] = common::epilogue(acc, a.sum[m], a.scale[m], w.row_scale[row]);
+    const uint8_t* grp = w.data + static_cast<size_t>(g) * w.group_bytes;
+    for (int64_t m = 0; m < a.m; ++m) {
+      const int8_t* q = a.q + m * a.ldq;
+      int32_t acc[kGroupRows] = {};
+      for (int64_t c = 0; c < chunks; ++c) {
+        const uint8_t* chunk = grp + c * kChunkBytes;
+        const int64_t k0 = t2 ? 16 * c : (c < n5 ? 20 * c : 20 * n5 + 16 * (c - n5));
+        const int digits = t2 ? 4 : (c < n5 ? 5 : 4);
+        for (int r = 0; r < kGroupRows; ++r) {
+          for (int j = 0; j < 4; ++j) {
+            const uint8_t byte = chunk[4 * r + j];
+            for (int d = 0; d < digits; ++d) {
+              const unsigned code = t2 ? (byte >> (2 * d)) & 3u : common::t1_digit(byte, d);
+              acc[r] += static_cast<int32_t>(code) * q[k0 + 4 * d + j];
+            }
+          }
+        }
+      }
+      for (int r = 0; r < kGroupRows; ++r) {
+        const int64_t row = g * kGroupRows + r;
+        if (row >= w.n) break;
+        y[m * ldy + row] = common::epilogue(acc[r], a.sum[m], a.scale[m], w.row_scale[row]);
       }
     }
   }
 }
 
+// Scalar stand-in for the SIMD peak loops: the same multiply-add count per call.
+int64_t int8_peak_ref(int64_t iterations) {
+  int32_t acc[16] = {};
+  volatile uint8_t seed = 1;
+  const uint8_t c = seed;
+  for (int64_t i = 0; i < iterations; ++i) {
+    for (int r = 0; r < 16; ++r) acc[r] += c * static_cast<int8_t>(r + i);
+  }
+  int64_t total = 0;
+  for (int32_t v : acc) total += v;
+  return total;
+}
+
+uint64_t stream_read_ref(const uint8_t* p, size_t bytes) {
+  uint64_t s[8] = {};
+  const size_t n = bytes / 8;
+  for (size_t i = 0; i < n; i += 8) {
+    for (int j = 0; j < 8; ++j) {
+      uint64_t v;
+      std::memcpy(&v, p + 8 * (i + j), 8);
+      s[j] += v;
+    }
+  }
+  uint64_t t = 0;
+  for (uint64_t v : s) t += v;
+  return t;
+}
+
 }  // namespace
 
-extern const KernelTable kTableScalar = {Isa::Scalar, quantize_ref, {matmul_ref, matmul_ref}};
+extern const KernelTable kTableScalar = {Isa::Scalar,   quantize_ref, {matmul_ref, matmul_ref},
+                                         int8_peak_ref, 64,           stream_read_ref};
 
 void unpack_ternary(const TernaryMatrixView& w, int8_t* out) {
   for (int64_t row = 0; row < w.n; ++row) {

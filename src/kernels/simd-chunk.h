@@ -8,6 +8,7 @@
 //   code2<S>(raw)          (raw >> 2S) & 3 per byte (T2 field S)
 //   trit(q)                ((q * 3) >> 8) per byte (T1 digit of a byte already multiplied by 3^n)
 //   times3(q)              q * 3 mod 256 per byte
+//   chunk_add, store_chunk byte-wise add and aligned store (bandwidth probe)
 //   dot4(acc, c, q4)       acc[r] += sum_j c[4r + j] * q4[j], codes unsigned, q4 int8
 //   store_rows(acc, ...)   epilogue of ternary-common.h for n_valid <= 16 rows
 //   Quantizer: FMax/absmax_step/reduce_max, ISum/quant_step/reduce_sum over kFloatStep floats.
@@ -68,6 +69,12 @@ static inline Chunk trit(Chunk q) {
 }
 static inline Chunk times3(Chunk q) {
   return {_mm512_add_epi8(q.v, _mm512_add_epi8(q.v, q.v))};
+}
+static inline Chunk chunk_add(Chunk a, Chunk b) {
+  return {_mm512_add_epi8(a.v, b.v)};
+}
+static inline void store_chunk(uint8_t* p, Chunk c) {
+  _mm512_store_si512(p, c.v);
 }
 static inline Acc acc_zero() {
   return {_mm512_setzero_si512()};
@@ -153,6 +160,13 @@ static inline Chunk trit(Chunk q) {
 static inline Chunk times3(Chunk q) {
   return {_mm256_add_epi8(q.lo, _mm256_add_epi8(q.lo, q.lo)),
           _mm256_add_epi8(q.hi, _mm256_add_epi8(q.hi, q.hi))};
+}
+static inline Chunk chunk_add(Chunk a, Chunk b) {
+  return {_mm256_add_epi8(a.lo, b.lo), _mm256_add_epi8(a.hi, b.hi)};
+}
+static inline void store_chunk(uint8_t* p, Chunk c) {
+  _mm256_store_si256(reinterpret_cast<__m256i*>(p), c.lo);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(p + 32), c.hi);
 }
 static inline Acc acc_zero() {
   return {_mm256_setzero_si256(), _mm256_setzero_si256()};
@@ -270,6 +284,14 @@ static inline Chunk times3(Chunk q) {
   Chunk out;
   for (int i = 0; i < 4; ++i) out.v[i] = vaddq_u8(q.v[i], vaddq_u8(q.v[i], q.v[i]));
   return out;
+}
+static inline Chunk chunk_add(Chunk a, Chunk b) {
+  Chunk out;
+  for (int i = 0; i < 4; ++i) out.v[i] = vaddq_u8(a.v[i], b.v[i]);
+  return out;
+}
+static inline void store_chunk(uint8_t* p, Chunk c) {
+  for (int i = 0; i < 4; ++i) vst1q_u8(p + 16 * i, c.v[i]);
 }
 static inline Acc acc_zero() {
   return {{vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)}};

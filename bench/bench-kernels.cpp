@@ -1,0 +1,283 @@
+// Kernel benchmarks on the BitNet b1.58 2B4T shapes, per ISA, layout and thread count.
+//
+// Before the benchmarks run, the program measures this machine's own limits in the same process:
+// read bandwidth (a plain streaming loop over 256 MiB) and the int8 multiply-add peak (a tight
+// vpdpbusd loop), each at 1 and 2 threads. Every benchmark then reports, besides its time:
+//   GOPs      integer ops per second (2 per ternary multiply-add)
+//   wGBs      packed weight bytes streamed per second
+//   pct_bw    wGBs as a share of the measured read bandwidth at that thread count (GEMV)
+//   pct_peak  GOPs as a share of the measured int8 peak of that ISA and thread count (GEMM)
+//   x_scalar  speed-up over the scalar reference kernel, single thread, same layout and shape
+// GEMV cycles through enough copies of the matrix to exceed 3x the 32 MiB L3, so it measures DRAM.
+//
+//   build/bin/bench-kernels --benchmark_filter=Gemv/avx512 --benchmark_repetitions=5
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/cpu-features.h"
+#include "kernels/machine-limits.h"
+#include "kernels/ternary-matmul.h"
+
+namespace bitnet::kernels {
+namespace {
+
+constexpr size_t kColdSetBytes = size_t{96} << 20;  // 3x L3
+
+struct Limits {
+  double bandwidth[3] = {};                         // by thread count 1, 2
+  std::map<std::pair<int, int>, double> int8_peak;  // (isa, threads) -> ops/s
+};
+Limits g_limits;
+std::map<std::string, double> g_scalar_seconds;  // "layout/N/K/M" -> seconds per call, 1 thread
+
+ThreadPool& pool_for(int threads) {
+  static std::unique_ptr<ThreadPool> pools[5];
+  if (!pools[threads]) pools[threads] = std::make_unique<ThreadPool>(threads);
+  return *pools[threads];
+}
+
+struct MatrixSet {
+  std::vector<TernaryMatrix> mats;
+  size_t bytes_each = 0;
+};
+
+// Packed copies of one random ternary matrix, enough of them to defeat the caches when `cold`.
+const MatrixSet& matrices(TernaryLayout layout, int64_t n, int64_t k, bool cold) {
+  static std::map<std::tuple<int, int64_t, int64_t, bool>, MatrixSet> cache;
+  auto key = std::make_tuple(static_cast<int>(layout), n, k, cold);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  std::mt19937 rng(42);
+  std::vector<int8_t> w(static_cast<size_t>(n * k));
+  for (auto& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 3) - 1);
+  std::vector<float> scale(static_cast<size_t>(n), 0.01f);
+  MatrixSet set;
+  set.mats.push_back(pack_ternary(layout, w.data(), n, k, scale.data()));
+  set.bytes_each = set.mats[0].bytes();
+  const size_t copies = cold ? (kColdSetBytes + set.bytes_each - 1) / set.bytes_each : 1;
+  for (size_t i = 1; i < copies; ++i)
+    set.mats.push_back(pack_ternary(layout, w.data(), n, k, scale.data()));
+  return cache.emplace(key, std::move(set)).first->second;
+}
+
+struct Acts {
+  std::vector<int8_t> q;
+  std::vector<float> scale;
+  std::vector<int32_t> sum;
+  QuantizedRows rows(int64_t m, int64_t k) const {
+    return {q.data(), k, scale.data(), sum.data(), m};
+  }
+};
+Acts make_acts(int64_t m, int64_t k) {
+  std::mt19937 rng(7);
+  Acts a;
+  a.q.resize(static_cast<size_t>(m * k));
+  for (auto& v : a.q) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+  a.scale.assign(static_cast<size_t>(m), 10.0f);
+  a.sum.assign(static_cast<size_t>(m), 0);
+  return a;
+}
+
+std::string shape_key(TernaryLayout layout, int64_t n, int64_t k, int64_t m) {
+  return std::string(layout_name(layout)) + "/" + std::to_string(n) + "/" + std::to_string(k) +
+         "/" + std::to_string(m);
+}
+
+// Seconds per call of the scalar reference on one thread (measured once per shape, short).
+double scalar_seconds(TernaryLayout layout, int64_t n, int64_t k, int64_t m) {
+  const std::string key = shape_key(layout, n, k, m);
+  auto it = g_scalar_seconds.find(key);
+  if (it != g_scalar_seconds.end()) return it->second;
+  const MatrixSet& set = matrices(layout, n, k, m == 1);
+  const Acts acts = make_acts(m, k);
+  std::vector<float> y(static_cast<size_t>(m * n));
+  const KernelTable& ref = *kernels_for(Isa::Scalar);
+  const int calls = m == 1 ? 6 : 1;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < calls; ++i) {
+    const TernaryMatrixView v = set.mats[static_cast<size_t>(i) % set.mats.size()].view();
+    ternary_matmul(pool_for(1), ref, v, acts.rows(m, k), y.data(), n);
+  }
+  const double s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / calls;
+  g_scalar_seconds[key] = s;
+  return s;
+}
+
+void run_matmul(benchmark::State& state, Isa isa, TernaryLayout layout, int64_t m) {
+  const int64_t n = state.range(0), k = state.range(1);
+  const int threads = static_cast<int>(state.range(2));
+  const KernelTable* table = kernels_for(isa);
+  if (!table) {
+    state.SkipWithError("ISA not available on this CPU");
+    return;
+  }
+  const MatrixSet& set = matrices(layout, n, k, /*cold=*/m == 1);
+  const Acts acts = make_acts(m, k);
+  std::vector<float> y(static_cast<size_t>(m * n));
+  ThreadPool& pool = pool_for(threads);
+  size_t i = 0;
+  for (auto _ : state) {
+    const TernaryMatrixView v = set.mats[i++ % set.mats.size()].view();
+    ternary_matmul(pool, *table, v, acts.rows(m, k), y.data(), n);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  const double calls = static_cast<double>(state.iterations());
+  const double ops = 2.0 * static_cast<double>(m * n * k);
+  state.counters["GOPs"] = benchmark::Counter(ops * calls / 1e9, benchmark::Counter::kIsRate);
+  state.counters["wGBs"] = benchmark::Counter(static_cast<double>(set.bytes_each) * calls / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["bpw"] = layout_bits_per_weight(layout, k);
+  // Ratios need the time per call, which counters only see as rates: RatioReporter fills them in.
+  if (isa != Isa::Scalar) state.counters["x_scalar"] = 0;
+  state.SetLabel(std::string(isa_name(isa)) + " " + layout_name(layout));
+}
+
+// Google Benchmark computes rates only at report time, so the ratio counters are derived in a
+// reporter that sees each run's real time per iteration.
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    std::vector<Run> copy = runs;
+    for (Run& r : copy) decorate(r);
+    ConsoleReporter::ReportRuns(copy);
+  }
+
+ private:
+  static void decorate(Run& r) {
+    // Name: Gemv/<isa>/<layout>/N/K/threads  or  Gemm/<isa>/<layout>/M/N/K/threads
+    const std::string name = r.run_name.function_name + "/" + r.run_name.args;
+    std::vector<std::string> parts;
+    size_t start = 0;
+    for (size_t p; (p = name.find('/', start)) != std::string::npos; start = p + 1) {
+      parts.push_back(name.substr(start, p - start));
+    }
+    parts.push_back(name.substr(start));
+    if (r.iterations == 0 || parts.size() < 6) return;
+    const bool gemv = parts[0] == "Gemv";
+    const double sec = r.real_accumulated_time / static_cast<double>(r.iterations);
+    const Isa isa = parse_isa(parts[1]);
+    const TernaryLayout layout = parts[2] == "t2" ? TernaryLayout::T2 : TernaryLayout::T1;
+    const size_t base = gemv ? 3 : 4;
+    const int64_t m = gemv ? 1 : std::stoll(parts[3]);
+    const int64_t n = std::stoll(parts[base]), k = std::stoll(parts[base + 1]);
+    const int threads = std::stoi(parts[base + 2]);
+    const double ops = 2.0 * static_cast<double>(m * n * k);
+    if (r.counters.count("wGBs") && gemv) {
+      const MatrixSet& set = matrices(layout, n, k, true);
+      r.counters["pct_bw"] =
+          100.0 * static_cast<double>(set.bytes_each) / sec / g_limits.bandwidth[threads];
+    }
+    if (!gemv) {
+      r.counters["pct_peak"] =
+          100.0 * ops / sec / g_limits.int8_peak[{static_cast<int>(isa), threads}];
+    }
+    if (r.counters.count("x_scalar")) {
+      r.counters["x_scalar"] = scalar_seconds(layout, n, k, m) / sec;
+    }
+  }
+};
+
+void register_all() {
+  // 2B4T: N 2560 (q, o), 640 (k, v), 3840 (q|k|v fused), 6912 (gate, up), 13824 (gate|up fused)
+  // at K 2560; N 2560 at K 6912 (down).
+  const int64_t shapes[][2] = {{2560, 2560}, {640, 2560},   {3840, 2560},
+                               {6912, 2560}, {13824, 2560}, {2560, 6912}};
+  for (Isa isa : available_isas()) {
+    for (TernaryLayout layout : {TernaryLayout::T2, TernaryLayout::T1}) {
+      const std::string tag = std::string(isa_name(isa)) + "/" + layout_name(layout);
+      for (int threads : {1, 2}) {
+        if (isa == Isa::Scalar && threads > 1) continue;
+        for (const auto& s : shapes) {
+          if (isa == Isa::Scalar && s[0] != 6912) continue;  // the reference is slow: one shape
+          benchmark::RegisterBenchmark(
+              ("Gemv/" + tag).c_str(),
+              [isa, layout](benchmark::State& st) { run_matmul(st, isa, layout, 1); })
+              ->Args({s[0], s[1], threads})
+              ->Unit(benchmark::kMicrosecond)
+              ->UseRealTime();
+        }
+        if (isa == Isa::Scalar) continue;
+        const int64_t gemm_shapes[][2] = {{6912, 2560}, {2560, 6912}};
+        for (const auto& s : gemm_shapes) {
+          benchmark::RegisterBenchmark(
+              ("Gemm/" + tag + "/128").c_str(),
+              [isa, layout](benchmark::State& st) { run_matmul(st, isa, layout, 128); })
+              ->Args({s[0], s[1], threads})
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
+        }
+      }
+    }
+  }
+  benchmark::RegisterBenchmark("ThreadPoolOverhead",
+                               [](benchmark::State& st) {
+                                 ThreadPool& pool = pool_for(static_cast<int>(st.range(0)));
+                                 for (auto _ : st)
+                                   pool.parallel_for(pool.size(), [](int64_t, int64_t, int) {});
+                               })
+      ->Arg(1)
+      ->Arg(2)
+      ->Unit(benchmark::kMicrosecond)
+      ->UseRealTime();
+  benchmark::RegisterBenchmark("Quantize",
+                               [](benchmark::State& st) {
+                                 const KernelTable& t = active_kernels();
+                                 const int64_t k = st.range(0);
+                                 std::vector<float> x(static_cast<size_t>(k), 0.25f);
+                                 std::vector<int8_t> q(static_cast<size_t>(k));
+                                 float s;
+                                 int32_t sum;
+                                 for (auto _ : st) {
+                                   t.quantize(x.data(), k, 1, k, q.data(), k, &s, &sum);
+                                   benchmark::DoNotOptimize(q.data());
+                                 }
+                                 st.SetBytesProcessed(st.iterations() * k * 4);
+                               })
+      ->Arg(2560)
+      ->Arg(6912)
+      ->Unit(benchmark::kNanosecond);
+}
+
+void measure_limits() {
+  for (int threads : {1, 2}) {
+    g_limits.bandwidth[threads] =
+        measure_read_bandwidth(pool_for(threads), active_kernels()).bytes_per_second;
+    for (Isa isa : available_isas()) {
+      g_limits.int8_peak[{static_cast<int>(isa), threads}] =
+          measure_int8_peak(pool_for(threads), *kernels_for(isa));
+    }
+  }
+  std::printf("CPU: %s [%s]\n", cpu_features().model_name.c_str(),
+              cpu_features().describe().c_str());
+  std::printf("read bandwidth: %.1f GB/s (1 thread), %.1f GB/s (2 threads)\n",
+              g_limits.bandwidth[1] / 1e9, g_limits.bandwidth[2] / 1e9);
+  for (Isa isa : available_isas()) {
+    std::printf("int8 peak %-7s: %.0f GOP/s (1 thread), %.0f GOP/s (2 threads)\n", isa_name(isa),
+                g_limits.int8_peak[{static_cast<int>(isa), 1}] / 1e9,
+                g_limits.int8_peak[{static_cast<int>(isa), 2}] / 1e9);
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+}  // namespace bitnet::kernels
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  bitnet::kernels::measure_limits();
+  bitnet::kernels::register_all();
+  bitnet::kernels::RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  return 0;
+}
