@@ -5,16 +5,23 @@
 // vpdpbusd loop), each at 1 and 2 threads. Every benchmark then reports, besides its time:
 //   GOPs      integer ops per second (2 per ternary multiply-add)
 //   wGBs      packed weight bytes streamed per second
-//   pct_bw    wGBs as a share of the measured read bandwidth at that thread count (GEMV)
-//   pct_peak  GOPs as a share of the measured int8 peak of that ISA and thread count (GEMM)
+//   bwGBs     read bandwidth measured right after this GEMV on the same threads (paired)
+//   pct_bw    wGBs as a share of bwGBs (GEMV)
+//   peakGOPs  int8 peak of this ISA measured right after this GEMM on the same threads (paired)
+//   pct_peak  GOPs as a share of peakGOPs (GEMM)
 //   x_scalar  speed-up over the scalar reference kernel, single thread, same layout and shape
-// GEMV cycles through enough copies of the matrix to exceed 3x the 32 MiB L3, so it measures DRAM.
+// GEMV cycles through copies of the matrix filling 256 MiB (8x the 32 MiB L3, the same size as the
+// bandwidth probe's buffer), so both measure DRAM the same way.
 //
 //   build/bin/bench-kernels --benchmark_filter=Gemv/avx512 --benchmark_repetitions=5
 #include <benchmark/benchmark.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <random>
@@ -28,7 +35,7 @@
 namespace bitnet::kernels {
 namespace {
 
-constexpr size_t kColdSetBytes = size_t{96} << 20;  // 3x L3
+constexpr size_t kColdSetBytes = size_t{256} << 20;  // 8x L3, the bandwidth probe's buffer size
 
 struct Limits {
   double bandwidth[3] = {};                         // by thread count 1, 2
@@ -61,9 +68,17 @@ const MatrixSet& matrices(TernaryLayout layout, int64_t n, int64_t k, bool cold)
   MatrixSet set;
   set.mats.push_back(pack_ternary(layout, w.data(), n, k, scale.data()));
   set.bytes_each = set.mats[0].bytes();
-  const size_t copies = cold ? (kColdSetBytes + set.bytes_each - 1) / set.bytes_each : 1;
-  for (size_t i = 1; i < copies; ++i)
-    set.mats.push_back(pack_ternary(layout, w.data(), n, k, scale.data()));
+  // BITNET_BENCH_COLD_BYTES shrinks the set, e.g. to find a kernel's in-cache ceiling.
+  const char* env = std::getenv("BITNET_BENCH_COLD_BYTES");
+  const size_t cold_bytes = env ? std::strtoull(env, nullptr, 10) : kColdSetBytes;
+  const size_t copies = cold ? (cold_bytes + set.bytes_each - 1) / set.bytes_each : 1;
+  const TernaryMatrixView v = set.mats[0].view();
+  for (size_t i = 1; i < copies; ++i) {
+    TernaryMatrix c(layout, n, k);
+    std::memcpy(c.data(), v.data, v.group_bytes * static_cast<size_t>(v.groups()));
+    std::memcpy(c.row_scale(), v.row_scale, static_cast<size_t>(v.groups()) * kGroupRows * 4);
+    set.mats.push_back(std::move(c));
+  }
   return cache.emplace(key, std::move(set)).first->second;
 }
 
@@ -130,6 +145,14 @@ void run_matmul(benchmark::State& state, Isa isa, TernaryLayout layout, int64_t 
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
+  // The roofline, measured right after the kernel on the same threads: on a shared machine the
+  // bandwidth drifts within seconds, so a figure from program start would not be comparable.
+  if (m == 1) {
+    static BandwidthProbe probe(kColdSetBytes);
+    state.counters["bwGBs"] = probe.measure(pool, active_kernels(), 3).bytes_per_second / 1e9;
+  } else {
+    state.counters["peakGOPs"] = measure_int8_peak(pool, *table, 0.05, 3) / 1e9;
+  }
   const double calls = static_cast<double>(state.iterations());
   const double ops = 2.0 * static_cast<double>(m * n * k);
   state.counters["GOPs"] = benchmark::Counter(ops * calls / 1e9, benchmark::Counter::kIsRate);
@@ -145,6 +168,7 @@ void run_matmul(benchmark::State& state, Isa isa, TernaryLayout layout, int64_t 
 // reporter that sees each run's real time per iteration.
 class RatioReporter : public benchmark::ConsoleReporter {
  public:
+  explicit RatioReporter(bool color) : ConsoleReporter(color ? OO_ColorTabular : OO_Tabular) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     std::vector<Run> copy = runs;
     for (Run& r : copy) decorate(r);
@@ -161,26 +185,23 @@ class RatioReporter : public benchmark::ConsoleReporter {
       parts.push_back(name.substr(start, p - start));
     }
     parts.push_back(name.substr(start));
-    if (r.iterations == 0 || parts.size() < 6) return;
+    if (parts.size() < 6 || !r.counters.count("GOPs")) return;
+    // Only counters are used: on aggregate rows (median, mean) each counter is aggregated on its
+    // own, while the run's time fields are not per call.
     const bool gemv = parts[0] == "Gemv";
-    const double sec = r.real_accumulated_time / static_cast<double>(r.iterations);
-    const Isa isa = parse_isa(parts[1]);
     const TernaryLayout layout = parts[2] == "t2" ? TernaryLayout::T2 : TernaryLayout::T1;
     const size_t base = gemv ? 3 : 4;
     const int64_t m = gemv ? 1 : std::stoll(parts[3]);
     const int64_t n = std::stoll(parts[base]), k = std::stoll(parts[base + 1]);
-    const int threads = std::stoi(parts[base + 2]);
-    const double ops = 2.0 * static_cast<double>(m * n * k);
-    if (r.counters.count("wGBs") && gemv) {
-      const MatrixSet& set = matrices(layout, n, k, true);
-      r.counters["pct_bw"] =
-          100.0 * static_cast<double>(set.bytes_each) / sec / g_limits.bandwidth[threads];
+    const double gops = r.counters["GOPs"].value;
+    if (gemv && r.counters.count("bwGBs")) {
+      r.counters["pct_bw"] = 100.0 * r.counters["wGBs"].value / r.counters["bwGBs"].value;
     }
-    if (!gemv) {
-      r.counters["pct_peak"] =
-          100.0 * ops / sec / g_limits.int8_peak[{static_cast<int>(isa), threads}];
+    if (!gemv && r.counters.count("peakGOPs")) {
+      r.counters["pct_peak"] = 100.0 * gops / r.counters["peakGOPs"].value;
     }
-    if (r.counters.count("x_scalar")) {
+    if (r.counters.count("x_scalar") && gops > 0) {
+      const double sec = 2.0 * static_cast<double>(m * n * k) / (gops * 1e9);
       r.counters["x_scalar"] = scalar_seconds(layout, n, k, m) / sec;
     }
   }
@@ -276,7 +297,7 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   bitnet::kernels::measure_limits();
   bitnet::kernels::register_all();
-  bitnet::kernels::RatioReporter reporter;
+  bitnet::kernels::RatioReporter reporter(isatty(STDOUT_FILENO) != 0);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   return 0;

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <set>
 #include <vector>
 
@@ -27,15 +29,40 @@ TEST(ThreadPool, CoversEveryIndexExactlyOnce) {
   }
 }
 
-TEST(ThreadPool, SlicesAreContiguousAndBalanced) {
-  ThreadPool pool(3);
-  std::vector<std::pair<int64_t, int64_t>> slice(3, {-1, -1});
-  pool.parallel_for(10, [&](int64_t b, int64_t e, int t) {
-    slice[static_cast<size_t>(t)] = {b, e};
+TEST(ThreadPool, ChunksFollowTheDocumentedBoundaries) {
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {1, 2, 10, 1000}) {
+      std::mutex mu;
+      std::vector<std::pair<int64_t, int64_t>> got;
+      pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+        std::lock_guard<std::mutex> lock(mu);
+        got.emplace_back(b, e);
+      });
+      std::sort(got.begin(), got.end());
+      const int64_t chunks = std::min<int64_t>(n, int64_t{threads} * ThreadPool::kChunksPerThread);
+      ASSERT_EQ(static_cast<int64_t>(got.size()), chunks) << "n=" << n;
+      for (int64_t c = 0; c < chunks; ++c) {
+        EXPECT_EQ(got[static_cast<size_t>(c)].first, n * c / chunks);
+        EXPECT_EQ(got[static_cast<size_t>(c)].second, n * (c + 1) / chunks);
+      }
+    }
+  }
+}
+
+TEST(ThreadPool, CallerTakesOverWhileAWorkerIsBusyElsewhere) {
+  // Worker threads are stuck inside chunk 0 of this job until every other chunk is done: only
+  // possible if the remaining chunks are claimed by whoever runs, not assigned to a thread.
+  ThreadPool pool(2);
+  std::atomic<int> finished{0};
+  const int64_t n = 2 * ThreadPool::kChunksPerThread;
+  pool.parallel_for(n, [&](int64_t b, int64_t, int) {
+    if (b == 0) {
+      while (finished.load() < n - 1) std::this_thread::yield();
+    }
+    finished.fetch_add(1);
   });
-  EXPECT_EQ(slice[0], std::make_pair(int64_t{0}, int64_t{3}));
-  EXPECT_EQ(slice[1], std::make_pair(int64_t{3}, int64_t{6}));
-  EXPECT_EQ(slice[2], std::make_pair(int64_t{6}, int64_t{10}));
+  EXPECT_EQ(finished.load(), n);
 }
 
 TEST(ThreadPool, ManyShortCallsAndSleepWake) {
@@ -61,6 +88,7 @@ TEST(ThreadPool, WorkersRunConcurrently) {
 }
 
 TEST(ThreadPoolDeathTest, NestedCallAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // the pool's threads exist before the fork
   ThreadPool pool(2);
   EXPECT_DEATH(
       pool.parallel_for(

@@ -127,7 +127,7 @@ void speed_summary(ThreadPool& pool, bool quick) {
                 scratch.sum.data());
   for (TernaryLayout layout : {TernaryLayout::T2, TernaryLayout::T1}) {
     const TernaryMatrix w = pack_ternary(layout, in.w.data(), n, k, in.row_scale.data());
-    const std::vector<TernaryMatrix> set = cold_copies(w, size_t{96} << 20);
+    const std::vector<TernaryMatrix> set = cold_copies(w, size_t{256} << 20);
     size_t i = 0;
     auto gemv = [&](ThreadPool& p, const KernelTable& t) {
       const QuantizedRows a{scratch.q.data(), k, scratch.scale.data(), scratch.sum.data(), 1};

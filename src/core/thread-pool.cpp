@@ -1,5 +1,6 @@
 #include "core/thread-pool.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -32,16 +33,31 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads
 }
 
 ThreadPool::~ThreadPool() {
-  stop_ = true;
+  stop_.store(true, std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_seq_cst);
   generation_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_slice(int index) {
-  const int64_t begin = n_ * index / n_threads_;
-  const int64_t end = n_ * (index + 1) / n_threads_;
-  if (begin < end) fn_(ctx_, begin, end, index);
+void ThreadPool::work_on(uint32_t gen, int thread) {
+  for (;;) {
+    uint64_t cur = claim_.load(std::memory_order_acquire);
+    // The fields are read before the claim. If the claim succeeds, the job was still `gen` and
+    // unfinished at that moment, so the caller had not yet replaced these fields.
+    const TaskFn fn = fn_.load(std::memory_order_relaxed);
+    void* const ctx = ctx_.load(std::memory_order_relaxed);
+    const int64_t n = n_.load(std::memory_order_relaxed);
+    const int64_t chunks = chunks_.load(std::memory_order_relaxed);
+    int64_t c;
+    do {
+      if (static_cast<uint32_t>(cur >> 32) != gen) return;  // a newer job: not ours
+      c = static_cast<int64_t>(cur & 0xffffffffu);
+      if (c >= chunks) return;  // all claimed
+    } while (!claim_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel,
+                                           std::memory_order_acquire));
+    fn(ctx, n * c / chunks, n * (c + 1) / chunks, thread);
+    done_.fetch_add(1, std::memory_order_release);
+  }
 }
 
 void ThreadPool::run(int64_t n, TaskFn fn, void* ctx) {
@@ -51,17 +67,23 @@ void ThreadPool::run(int64_t n, TaskFn fn, void* ctx) {
     std::abort();
   }
   if (n <= 0) return;
-  tl_running_pool = this;
-  fn_ = fn;
-  ctx_ = ctx;
-  n_ = n;
-  if (n_threads_ > 1) {
-    pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_seq_cst);
-    if (sleepers_.load(std::memory_order_seq_cst) > 0) generation_.notify_all();
+  if (n_threads_ == 1) {
+    fn(ctx, 0, n, 0);
+    return;
   }
-  run_slice(0);
-  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
+  tl_running_pool = this;
+  const int64_t chunks = std::min<int64_t>(n, int64_t{n_threads_} * kChunksPerThread);
+  fn_.store(fn, std::memory_order_relaxed);
+  ctx_.store(ctx, std::memory_order_relaxed);
+  n_.store(n, std::memory_order_relaxed);
+  chunks_.store(chunks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  const uint32_t gen = generation_.load(std::memory_order_relaxed) + 1;
+  claim_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_release);
+  generation_.store(gen, std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) generation_.notify_all();
+  work_on(gen, 0);
+  while (done_.load(std::memory_order_acquire) != chunks) cpu_relax();
   tl_running_pool = nullptr;
 }
 
@@ -77,18 +99,16 @@ void ThreadPool::worker_main(int index) {
       g = generation_.load(std::memory_order_acquire);
     }
     while (g == seen) {
-      // Announce the sleep before re-checking; run() bumps the generation before reading sleepers_,
-      // so with seq_cst on both sides either we see the new generation or it sees us (no lost
-      // wake).
+      // Announce the sleep before re-checking; run() publishes the generation before reading
+      // sleepers_, so with seq_cst on both sides either we see it or it sees us (no lost wake).
       sleepers_.fetch_add(1, std::memory_order_seq_cst);
       if (generation_.load(std::memory_order_seq_cst) == seen) generation_.wait(seen);
       sleepers_.fetch_sub(1, std::memory_order_seq_cst);
       g = generation_.load(std::memory_order_acquire);
     }
     seen = g;
-    if (stop_) return;
-    run_slice(index);
-    pending_.fetch_sub(1, std::memory_order_release);
+    if (stop_.load(std::memory_order_relaxed)) return;
+    work_on(g, index);
   }
 }
 

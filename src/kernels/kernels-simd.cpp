@@ -74,9 +74,59 @@ struct Tile {
   }
 };
 
+#if BITNET_SIMD_WIDE_UNSIGNED_DOT
+// Decode (MB == 1) with an unsigned-byte dot product: no shifts in the loop. Accumulator S sums
+// field S in place (code x 4^S; exact in int32 for K < 2^19) and is scaled back once per group.
+// Also serves the one-row tail of a GEMM: `m` is the activation row, y its output row.
+void t2_group_gemv_wide(const TernaryMatrixView& w, const QuantizedRows& a, int64_t g, int64_t m,
+                        float* y) {
+  const uint8_t* p = w.data + static_cast<size_t>(g) * w.group_bytes;
+  const int8_t* q = a.q + m * a.ldq;
+  // Two chunks per iteration into two accumulator sets: eight independent vpdpbusd chains, so the
+  // loop is bound by loads rather than by the multiply-add latency.
+  Acc x0 = acc_zero(), x1 = acc_zero(), x2 = acc_zero(), x3 = acc_zero();
+  Acc y0 = acc_zero(), y1 = acc_zero(), y2 = acc_zero(), y3 = acc_zero();
+  const int64_t chunks = w.k / 16;
+  // An odd chunk goes first: with the loop as the last writer of the accumulators, GCC keeps them
+  // in place instead of copying all eight registers every iteration.
+  if (chunks % 2) {
+    const Chunk r0 = load_chunk(p);
+    x0 = dot4(x0, field2_in_place<0>(r0), q);
+    x1 = dot4(x1, field2_in_place<1>(r0), q + 4);
+    x2 = dot4(x2, field2_in_place<2>(r0), q + 8);
+    x3 = dot4(x3, field2_in_place<3>(r0), q + 12);
+    p += kChunkBytes;
+    q += 16;
+  }
+  for (int64_t c = chunks % 2; c < chunks; c += 2, p += 2 * kChunkBytes, q += 32) {
+    const Chunk r0 = load_chunk(p), r1 = load_chunk(p + kChunkBytes);
+    x0 = dot4(x0, field2_in_place<0>(r0), q);
+    x1 = dot4(x1, field2_in_place<1>(r0), q + 4);
+    x2 = dot4(x2, field2_in_place<2>(r0), q + 8);
+    x3 = dot4(x3, field2_in_place<3>(r0), q + 12);
+    y0 = dot4(y0, field2_in_place<0>(r1), q + 16);
+    y1 = dot4(y1, field2_in_place<1>(r1), q + 20);
+    y2 = dot4(y2, field2_in_place<2>(r1), q + 24);
+    y3 = dot4(y3, field2_in_place<3>(r1), q + 28);
+  }
+  const Acc a0 = acc_add(x0, y0), a1 = acc_add(x1, y1), a2 = acc_add(x2, y2), a3 = acc_add(x3, y3);
+  const Acc t = acc_add(acc_add(a0, acc_sar<2>(a1)), acc_add(acc_sar<4>(a2), acc_sar<6>(a3)));
+  const int64_t row0 = g * kGroupRows;
+  const int64_t left = w.n - row0;
+  store_rows(t, a.sum[m], a.scale[m], w.row_scale + row0, y + row0,
+             left < kGroupRows ? static_cast<int>(left) : kGroupRows);
+}
+#endif
+
 template <int MB>
 void t2_group(const TernaryMatrixView& w, const QuantizedRows& a, int64_t g, int64_t m0, float* y,
               int64_t ldy) {
+#if BITNET_SIMD_WIDE_UNSIGNED_DOT
+  if constexpr (MB == 1) {
+    t2_group_gemv_wide(w, a, g, m0, y + m0 * ldy);
+    return;
+  }
+#endif
   Tile<MB> tile(a, m0);
   const uint8_t* p = w.data + static_cast<size_t>(g) * w.group_bytes;
   const int64_t chunks = w.k / 16;

@@ -2,37 +2,56 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <vector>
-
-#include "core/aligned-buffer.h"
 
 namespace bitnet::kernels {
 
-BandwidthResult measure_read_bandwidth(ThreadPool& pool, const KernelTable& table,
-                                       size_t buffer_bytes, int reps) {
+namespace {
+constexpr size_t kStreamStep = 256;  // stream_read granularity
+}  // namespace
+
+// Filled with non-repeating bytes: pages of zeros (or of one repeated pattern) can be merged by a
+// hypervisor or the kernel, and the probe would then read one physical page from cache.
+BandwidthProbe::BandwidthProbe(size_t buffer_bytes)
+    : buf_(buffer_bytes / kStreamStep * kStreamStep) {
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (size_t i = 0; i + 8 <= buf_.size(); i += 8) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    std::memcpy(buf_.data() + i, &x, 8);
+  }
+}
+
+BandwidthResult BandwidthProbe::measure(ThreadPool& pool, const KernelTable& table, int reps) {
   const int threads = pool.size();
-  constexpr size_t kStep = 256;  // stream_read granularity
-  const size_t per_thread = buffer_bytes / static_cast<size_t>(threads) / kStep * kStep;
-  AlignedBuffer<uint8_t> buf(per_thread * static_cast<size_t>(threads));
+  const size_t per_thread = buf_.size() / static_cast<size_t>(threads) / kStreamStep * kStreamStep;
   std::vector<uint64_t> sink(static_cast<size_t>(threads) * 8);  // one cache line per thread
   auto pass = [&] {
     pool.parallel_for(threads, [&](int64_t t, int64_t, int) {
       sink[static_cast<size_t>(t) * 8] +=
-          table.stream_read(buf.data() + per_thread * static_cast<size_t>(t), per_thread);
+          table.stream_read(buf_.data() + per_thread * static_cast<size_t>(t), per_thread);
     });
   };
-  pass();  // warm-up
+  pass();  // warm-up (and first touch on a new buffer)
   std::vector<double> rates;
   for (int r = 0; r < reps; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     pass();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    rates.push_back(static_cast<double>(buf.size()) / s);
+    rates.push_back(static_cast<double>(per_thread * static_cast<size_t>(threads)) / s);
   }
   std::sort(rates.begin(), rates.end());
   volatile uint64_t keep = 0;
   for (uint64_t v : sink) keep = keep + v;
-  return {rates[rates.size() / 2], buf.size(), threads};
+  return {rates[rates.size() / 2], per_thread * static_cast<size_t>(threads), threads};
+}
+
+BandwidthResult measure_read_bandwidth(ThreadPool& pool, const KernelTable& table,
+                                       size_t buffer_bytes, int reps) {
+  BandwidthProbe probe(buffer_bytes);
+  return probe.measure(pool, table, reps);
 }
 
 double measure_int8_peak(ThreadPool& pool, const KernelTable& table, double seconds, int reps) {

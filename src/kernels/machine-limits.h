@@ -5,6 +5,7 @@
 
 #include <cstddef>
 
+#include "core/aligned-buffer.h"
 #include "core/thread-pool.h"
 #include "kernels/kernel-types.h"
 
@@ -16,9 +17,20 @@ struct BandwidthResult {
   int threads = 0;
 };
 
-// Every thread of the pool streams its contiguous share of a buffer much larger than the
-// last-level cache through table.stream_read (the ISA's widest loads, no other work); median of
-// `reps` passes after one warm-up pass that also faults the pages in.
+// A reusable probe: the buffer is allocated and faulted in once, so the probe can be repeated
+// right next to the measurement it anchors (bandwidth on a shared machine drifts over seconds).
+class BandwidthProbe {
+ public:
+  explicit BandwidthProbe(size_t buffer_bytes = size_t{256} << 20);
+  BandwidthResult measure(ThreadPool& pool, const KernelTable& table, int reps = 5);
+
+ private:
+  AlignedBuffer<uint8_t> buf_;
+};
+
+// One-shot BandwidthProbe. Every thread of the pool streams its contiguous share of a buffer much
+// larger than the last-level cache through table.stream_read (the ISA's widest loads, no other
+// work); median of `reps` passes after one warm-up pass that also faults the pages in.
 BandwidthResult measure_read_bandwidth(ThreadPool& pool, const KernelTable& table,
                                        size_t buffer_bytes = size_t{256} << 20, int reps = 5);
 

@@ -6,6 +6,8 @@
 //   Chunk   64 code bytes; Acc: 16 x int32, lane r = row r of the group.
 //   load_chunk(p)          aligned 64-byte load
 //   code2<S>(raw)          (raw >> 2S) & 3 per byte (T2 field S)
+//   field2_in_place<S>     raw & (3 << 2S) (then acc_sar<2S>); only where
+//                          BITNET_SIMD_WIDE_UNSIGNED_DOT is defined (dot4 takes unsigned 0..255)
 //   trit(q)                ((q * 3) >> 8) per byte (T1 digit of a byte already multiplied by 3^n)
 //   times3(q)              q * 3 mod 256 per byte
 //   chunk_add, store_chunk byte-wise add and aligned store (bandwidth probe)
@@ -81,6 +83,17 @@ static inline Acc acc_zero() {
 }
 static inline Acc acc_add(Acc a, Acc b) {
   return {_mm512_add_epi32(a.v, b.v)};
+}
+// dot4 multiplies unsigned bytes of any size (vpdpbusd), so a T2 field can be used in place:
+// raw & (3 << 2S) is the code times 4^S, and the accumulator is shifted back by 2S at the end.
+#define BITNET_SIMD_WIDE_UNSIGNED_DOT 1
+template <int S>
+static inline Chunk field2_in_place(Chunk raw) {
+  return {_mm512_and_si512(raw.v, _mm512_set1_epi8(static_cast<char>(3 << (2 * S))))};
+}
+template <int B>
+static inline Acc acc_sar(Acc a) {
+  return {_mm512_srai_epi32(a.v, B)};
 }
 static inline Acc dot4(Acc acc, Chunk c, const int8_t* q4) {
   return {_mm512_dpbusd_epi32(acc.v, c.v, _mm512_set1_epi32(load_i32(q4)))};
@@ -174,6 +187,7 @@ static inline Acc acc_zero() {
 static inline Acc acc_add(Acc a, Acc b) {
   return {_mm256_add_epi32(a.lo, b.lo), _mm256_add_epi32(a.hi, b.hi)};
 }
+// No field2_in_place: vpmaddubsw saturates 16-bit pair sums, so fields are shifted down first.
 static inline __m256i dot4_half(__m256i acc, __m256i c, __m256i a) {
 #if defined(__AVXVNNI__)
   return _mm256_dpbusd_avx_epi32(acc, c, a);
@@ -301,6 +315,7 @@ static inline Acc acc_add(Acc a, Acc b) {
   for (int i = 0; i < 4; ++i) out.v[i] = vaddq_s32(a.v[i], b.v[i]);
   return out;
 }
+// No field2_in_place: sdot multiplies signed bytes, so a field above 127 would change sign.
 static inline Acc dot4(Acc acc, Chunk c, const int8_t* q4) {
   const int8x16_t a = vreinterpretq_s8_s32(vdupq_n_s32(load_i32(q4)));
   for (int i = 0; i < 4; ++i) {
