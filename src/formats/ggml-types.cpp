@@ -81,7 +81,11 @@ size_t ggml_tensor_bytes(uint32_t type_id, const int64_t* dims, int n_dims) {
                                 std::to_string(block) + ", found " +
                                 std::to_string(i2s ? elems : static_cast<uint64_t>(dims[0])));
   }
-  const uint64_t bytes = elems / block * info->block_bytes + (i2s ? 32 : 0);
+  // elems < 2^62 does not bound the bytes: F32 with 2^62 elements would wrap to 0.
+  const uint64_t blocks = elems / block;
+  if (blocks > ((uint64_t{1} << 62) - 32) / info->block_bytes)
+    throw std::invalid_argument("tensor size overflows");
+  const uint64_t bytes = blocks * info->block_bytes + (i2s ? 32 : 0);
   return static_cast<size_t>(bytes);
 }
 
