@@ -134,6 +134,26 @@ TEST_P(MatmulTest, ModelShapesAndThreads) {
   }
 }
 
+TEST_P(MatmulTest, ExtremeValuesAtLargeK) {
+  // K = 20576: 1028 five-trit chunks (past the linear T1 decoder's 1024-chunk fold) plus one
+  // four-trit chunk. All-extreme weights and activations give the largest accumulator magnitudes.
+  const int64_t k = 20576;
+  for (int64_t m : {1, 2}) {  // M = 1 takes the decode (GEMV) paths, M = 2 the tiled ones
+    for (int wv : {1, -1, 0}) {
+      for (int qv : {-128, 127}) {
+        Problem p(m, 17, k, 9);
+        for (auto& v : p.w) v = static_cast<int8_t>(wv);
+        for (int64_t i = 0; i < p.m; ++i) {
+          for (int64_t j = 0; j < k; ++j)
+            p.q[static_cast<size_t>(i * k + j)] = static_cast<int8_t>(qv);
+          p.act_sum[static_cast<size_t>(i)] = qv * static_cast<int32_t>(k);
+        }
+        check_kernel(table(), layout(), p, 2);
+      }
+    }
+  }
+}
+
 std::string param_name(const ::testing::TestParamInfo<MatmulTest::ParamType>& info) {
   return std::string(isa_name(std::get<0>(info.param))) + "_" +
          layout_name(std::get<1>(info.param));

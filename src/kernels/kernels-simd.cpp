@@ -141,9 +141,66 @@ void t2_group(const TernaryMatrixView& w, const QuantizedRows& a, int64_t g, int
   tile.store(w, a, g, m0, y, ldy);
 }
 
+#if BITNET_SIMD_WIDE_UNSIGNED_DOT
+// T1 decode (MB == 1) without extracting digits. With q_n = byte * 3^n mod 256 the digit is
+// t_n = floor(3 q_n / 256), and 3 q_n = 256 t_n + q_{n+1} exactly, so
+//   sum_k t_n a_k = (3 sum_k q_n a_k - sum_k q_{n+1} a_k) / 256,
+// linear in bytes vpdpbusd takes as they are: ten byte adds and ten vpdpbusd per chunk instead of
+// compares and masks. A_n and B_n accumulate the two sums per digit (ten independent chains);
+// 3A - B is a multiple of 256 after every chunk and is folded into the result every kFold chunks
+// so nothing can overflow int32 (3 * 255 * 128 * 4 * kFold < 2^31).
+template <int Digits>
+inline void t1_chunk_linear(const uint8_t* p, const int8_t* q, Acc* A, Acc* B) {
+  Chunk qn = load_chunk(p);
+  for (int n = 0; n < Digits; ++n) {
+    const Chunk next = times3(qn);
+    A[n] = dot4(A[n], qn, q + 4 * n);
+    B[n] = dot4(B[n], next, q + 4 * n);
+    qn = next;
+  }
+}
+
+inline Acc t1_fold(Acc* A, Acc* B) {
+  Acc s = acc_zero();
+  for (int n = 0; n < 5; ++n) {
+    s = acc_add(s, acc_sub(acc_add(A[n], acc_add(A[n], A[n])), B[n]));
+    A[n] = acc_zero();
+    B[n] = acc_zero();
+  }
+  return acc_sar<8>(s);
+}
+
+void t1_group_gemv_linear(const TernaryMatrixView& w, const QuantizedRows& a, int64_t g, int64_t m,
+                          float* y) {
+  constexpr int64_t kFold = 1024;
+  const uint8_t* p = w.data + static_cast<size_t>(g) * w.group_bytes;
+  const int8_t* q = a.q + m * a.ldq;
+  const int64_t n5 = common::t1_chunks5(w.k), n4 = common::t1_chunks4(w.k);
+  Acc A[5], B[5];
+  for (int n = 0; n < 5; ++n) A[n] = B[n] = acc_zero();
+  Acc total = acc_zero();
+  for (int64_t c = 0; c < n5; ++c, p += kChunkBytes, q += 20) {
+    t1_chunk_linear<5>(p, q, A, B);
+    if ((c + 1) % kFold == 0) total = acc_add(total, t1_fold(A, B));
+  }
+  for (int64_t c = 0; c < n4; ++c, p += kChunkBytes, q += 16) t1_chunk_linear<4>(p, q, A, B);
+  total = acc_add(total, t1_fold(A, B));
+  const int64_t row0 = g * kGroupRows;
+  const int64_t left = w.n - row0;
+  store_rows(total, a.sum[m], a.scale[m], w.row_scale + row0, y + row0,
+             left < kGroupRows ? static_cast<int>(left) : kGroupRows);
+}
+#endif
+
 template <int MB>
 void t1_group(const TernaryMatrixView& w, const QuantizedRows& a, int64_t g, int64_t m0, float* y,
               int64_t ldy) {
+#if BITNET_SIMD_WIDE_UNSIGNED_DOT
+  if constexpr (MB == 1) {
+    t1_group_gemv_linear(w, a, g, m0, y + m0 * ldy);
+    return;
+  }
+#endif
   Tile<MB> tile(a, m0);
   const uint8_t* p = w.data + static_cast<size_t>(g) * w.group_bytes;
   const int64_t n5 = common::t1_chunks5(w.k), n4 = common::t1_chunks4(w.k);

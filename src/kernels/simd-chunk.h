@@ -6,7 +6,7 @@
 //   Chunk   64 code bytes; Acc: 16 x int32, lane r = row r of the group.
 //   load_chunk(p)          aligned 64-byte load
 //   code2<S>(raw)          (raw >> 2S) & 3 per byte (T2 field S)
-//   field2_in_place<S>     raw & (3 << 2S) (then acc_sar<2S>); only where
+//   field2_in_place<S>     raw & (3 << 2S) (then acc_sar<2S>; acc_sub); only where
 //                          BITNET_SIMD_WIDE_UNSIGNED_DOT is defined (dot4 takes unsigned 0..255)
 //   trit(q)                ((q * 3) >> 8) per byte (T1 digit of a byte already multiplied by 3^n)
 //   times3(q)              q * 3 mod 256 per byte
@@ -94,6 +94,9 @@ static inline Chunk field2_in_place(Chunk raw) {
 template <int B>
 static inline Acc acc_sar(Acc a) {
   return {_mm512_srai_epi32(a.v, B)};
+}
+static inline Acc acc_sub(Acc a, Acc b) {
+  return {_mm512_sub_epi32(a.v, b.v)};
 }
 static inline Acc dot4(Acc acc, Chunk c, const int8_t* q4) {
   return {_mm512_dpbusd_epi32(acc.v, c.v, _mm512_set1_epi32(load_i32(q4)))};
