@@ -109,12 +109,14 @@ void speed_summary(ThreadPool& pool, bool quick) {
   const KernelTable& best = active_kernels();
   const KernelTable& ref = *kernels_for(Isa::Scalar);
   const int reps = quick ? 3 : 7;
-  const double bw = measure_read_bandwidth(pool, best, size_t{128} << 20, reps).bytes_per_second;
-  const double peak = measure_int8_peak(pool, best, quick ? 0.03 : 0.1, 3);
+  // Each figure is compared with a probe of the machine's limit taken right after it on the same
+  // threads: on a shared machine the bandwidth drifts within seconds.
+  BandwidthProbe probe(size_t{256} << 20);
   ThreadPool single(1);
-  std::printf("\nspeed (%d thread%s, kernels %s; medians of %d):\n", pool.size(),
-              pool.size() == 1 ? "" : "s", isa_name(best.isa), reps);
-  std::printf("  machine: read bandwidth %.1f GB/s, int8 peak %.0f GOP/s\n", bw / 1e9, peak / 1e9);
+  std::printf(
+      "\nspeed (%d thread%s, kernels %s; medians of %d; each ratio against a probe taken "
+      "right after it):\n",
+      pool.size(), pool.size() == 1 ? "" : "s", isa_name(best.isa), reps);
 
   const int64_t n = 6912, k = 2560;  // 2B4T ffn_gate / ffn_up
   const Inputs in = random_inputs(128, n, k, 7);
@@ -134,6 +136,7 @@ void speed_summary(ThreadPool& pool, bool quick) {
       ternary_matmul(p, t, set[i++ % set.size()].view(), a, scratch.y.data(), n);
     };
     const double t_fast = median_seconds(reps * 20, [&] { gemv(pool, best); });
+    const double bw = probe.measure(pool, best, 3).bytes_per_second;
     const double t_one = median_seconds(reps * 20, [&] { gemv(single, best); });
     const double t_ref = median_seconds(1, [&] { gemv(single, ref); });
     const double wbytes = static_cast<double>(w.bytes());
@@ -146,9 +149,10 @@ void speed_summary(ThreadPool& pool, bool quick) {
     const QuantizedRows a{scratch.q.data(), k, scratch.scale.data(), scratch.sum.data(), 128};
     const double t_gemm =
         median_seconds(reps, [&] { ternary_matmul(pool, best, w.view(), a, scratch.y.data(), n); });
+    const double peak = measure_int8_peak(pool, best, quick ? 0.03 : 0.1, 3);
     const double ops = 2.0 * 128 * static_cast<double>(n) * static_cast<double>(k);
-    std::printf("  gemm %s M=128: %6.0f GOP/s = %3.0f%% of int8 peak\n", layout_name(layout),
-                ops / t_gemm / 1e9, 100.0 * ops / t_gemm / peak);
+    std::printf("  gemm %s M=128: %6.0f GOP/s = %3.0f%% of int8 peak (%.0f GOP/s)\n",
+                layout_name(layout), ops / t_gemm / 1e9, 100.0 * ops / t_gemm / peak, peak / 1e9);
   }
 }
 

@@ -21,7 +21,8 @@
 // Contract of the matmul kernels (all ISAs):
 //   - K % 16 == 0 and K > 0; any N >= 1; any M >= 1.
 //   - Reads the whole group data (64-byte aligned), row_scale[16 * groups], and exactly K bytes of
-//     each activation row: no reads past the end of any buffer.
+//     each activation row: no reads past the end of any buffer. (Decode loops issue prefetch
+//     hints up to 8 KiB past the weights; a prefetch is not an access and never faults.)
 //   - Writes y[m * ldy + n] for n < N only (ldy >= N). y must not overlap any input.
 //   - Integer accumulation is exact for K < 2^24 / 128; the float epilogue is
 //     y = float(acc - act_sum) / act_scale * row_scale, the same operations in the same order on

@@ -14,6 +14,12 @@ namespace {
 
 using namespace simd;
 
+// Decode loops prefetch this far ahead of the weight stream. The hardware prefetcher alone left a
+// single core at about 80% of its streaming bandwidth; 8 KiB ahead reached 91-99% (4 KiB: 87-89%,
+// 16 KiB: 89-95%), measured with bench-kernels on the 2B4T shapes. A prefetch never faults, so
+// running past the end of the matrix is harmless.
+constexpr int64_t kPrefetchAhead = 8192;
+
 // ------------------------------------------------------------------------------------ quantizer
 void quantize_simd(const float* x, int64_t ldx, int64_t m, int64_t k, int8_t* q, int64_t ldq,
                    float* scale, int32_t* sum) {
@@ -99,6 +105,8 @@ void t2_group_gemv_wide(const TernaryMatrixView& w, const QuantizedRows& a, int6
     q += 16;
   }
   for (int64_t c = chunks % 2; c < chunks; c += 2, p += 2 * kChunkBytes, q += 32) {
+    __builtin_prefetch(p + kPrefetchAhead);
+    __builtin_prefetch(p + kPrefetchAhead + kChunkBytes);
     const Chunk r0 = load_chunk(p), r1 = load_chunk(p + kChunkBytes);
     x0 = dot4(x0, field2_in_place<0>(r0), q);
     x1 = dot4(x1, field2_in_place<1>(r0), q + 4);
@@ -131,6 +139,7 @@ void t2_group(const TernaryMatrixView& w, const QuantizedRows& a, int64_t g, int
   const uint8_t* p = w.data + static_cast<size_t>(g) * w.group_bytes;
   const int64_t chunks = w.k / 16;
   for (int64_t c = 0; c < chunks; ++c, p += kChunkBytes) {
+    if constexpr (MB == 1) __builtin_prefetch(p + kPrefetchAhead);
     const Chunk raw = load_chunk(p);
     const int64_t k0 = 16 * c;
     tile.dot(code2<0>(raw), k0, 0);
@@ -180,6 +189,7 @@ void t1_group_gemv_linear(const TernaryMatrixView& w, const QuantizedRows& a, in
   for (int n = 0; n < 5; ++n) A[n] = B[n] = acc_zero();
   Acc total = acc_zero();
   for (int64_t c = 0; c < n5; ++c, p += kChunkBytes, q += 20) {
+    __builtin_prefetch(p + kPrefetchAhead);
     t1_chunk_linear<5>(p, q, A, B);
     if ((c + 1) % kFold == 0) total = acc_add(total, t1_fold(A, B));
   }
@@ -205,6 +215,7 @@ void t1_group(const TernaryMatrixView& w, const QuantizedRows& a, int64_t g, int
   const uint8_t* p = w.data + static_cast<size_t>(g) * w.group_bytes;
   const int64_t n5 = common::t1_chunks5(w.k), n4 = common::t1_chunks4(w.k);
   for (int64_t c = 0; c < n5; ++c, p += kChunkBytes) {
+    if constexpr (MB == 1) __builtin_prefetch(p + kPrefetchAhead);
     Chunk d = load_chunk(p);
     const int64_t k0 = 20 * c;
     tile.dot(trit(d), k0, 0);

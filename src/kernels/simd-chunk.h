@@ -23,8 +23,10 @@
 #define BITNET_SIMD_AVX512 1
 // GCC 12's AVX-512 headers trip -Wuninitialized on their own _mm512_undefined_* temporaries
 // (GCC bug 105593, fixed in GCC 13); the locations are inside the header, so this covers only them.
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #elif defined(__AVX2__)
 #define BITNET_SIMD_AVX2 1
