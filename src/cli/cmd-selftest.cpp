@@ -158,6 +158,16 @@ void speed_summary(ThreadPool& pool, bool quick) {
 
 }  // namespace
 
+int cmd_selftest(int argc, char** argv);
+int cmd_cpu(int argc, char** argv);
+
+BITNET_COMMAND("selftest", "selftest [-t N] [--quick]",
+               "check every kernel variant this CPU runs against the scalar reference\n"
+               "(bit-exact), then a short speed summary against this machine's measured read\n"
+               "bandwidth and int8 peak",
+               cmd_selftest);
+BITNET_COMMAND("cpu", "cpu", "CPU features and the kernel variant in use", cmd_cpu);
+
 int cmd_selftest(int argc, char** argv) {
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   bool quick = false;

@@ -1,10 +1,27 @@
-// Subcommands of the bitnet program. Each returns the process exit code and throws on bad usage
-// (std::invalid_argument) or failure (std::exception); main() turns those into messages.
+// Subcommands of the bitnet program. Each cmd-*.cpp registers itself with BITNET_COMMAND; main()
+// dispatches by name and lists the registered commands in `bitnet help`, so the help text is
+// always exactly what this build contains. A command returns the exit code and throws
+// std::invalid_argument for bad usage (exit 2) or any other std::exception for failure (exit 1).
 #pragma once
+
+#include <vector>
 
 namespace bitnet::cli {
 
-int cmd_selftest(int argc, char** argv);
-int cmd_cpu(int argc, char** argv);
+struct Command {
+  const char* name;
+  const char* usage;    // one line, e.g. "inspect MODEL [--json]"
+  const char* summary;  // what it does, may span lines ("\n" + indentation added by help)
+  int (*run)(int argc, char** argv);  // argv[0] is the command name
+};
+
+bool register_command(const Command& command);
+const std::vector<Command>& commands();  // sorted by name
 
 }  // namespace bitnet::cli
+
+#define BITNET_CONCAT_INNER(a, b) a##b
+#define BITNET_CONCAT(a, b) BITNET_CONCAT_INNER(a, b)
+#define BITNET_COMMAND(...)                                                                \
+  static const bool BITNET_CONCAT(bitnet_command_registered_, __LINE__) [[maybe_unused]] = \
+      ::bitnet::cli::register_command(::bitnet::cli::Command{__VA_ARGS__})

@@ -1,4 +1,5 @@
 // bitnet: command-line entry point. Errors surface here as one clear line and a non-zero exit.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -7,48 +8,73 @@
 
 #include "cli/commands.h"
 
+namespace bitnet::cli {
+
+namespace {
+std::vector<Command>& registry() {
+  static std::vector<Command> r;
+  return r;
+}
+}  // namespace
+
+bool register_command(const Command& command) {
+  auto& r = registry();
+  r.push_back(command);
+  std::sort(r.begin(), r.end(),
+            [](const Command& a, const Command& b) { return std::strcmp(a.name, b.name) < 0; });
+  return true;
+}
+
+const std::vector<Command>& commands() {
+  return registry();
+}
+
+}  // namespace bitnet::cli
+
 namespace {
 
-constexpr const char* kUsage =
-    "bitnet " BITNET_VERSION
-    " - BitNet b1.58 inference engine (ternary weights, int8 activations)\n"
-    "\n"
-    "usage: bitnet <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  selftest [-t N] [--quick]  check every kernel variant this CPU runs against the scalar\n"
-    "                             reference (bit-exact), then print a short speed summary against\n"
-    "                             this machine's measured read bandwidth and int8 peak\n"
-    "  cpu                        CPU features and the kernel variant in use\n"
-    "  help, --help, -h           this text\n"
-    "  --version                  version\n"
-    "\n"
-    "Model loading, text generation and the server are not part of this build yet: only the\n"
-    "kernel layer is. The commands above are all that exist.\n"
-    "\n"
-    "environment:\n"
-    "  BITNET_FORCE_ISA=scalar|avx2|avx512|neon|neondot\n"
-    "                             use that kernel variant (fails if the CPU or build lacks it)\n";
+void print_usage() {
+  std::printf("bitnet " BITNET_VERSION
+              " - BitNet b1.58 inference engine (ternary weights, int8 activations)\n\n"
+              "usage: bitnet <command> [options]\n\ncommands:\n");
+  for (const auto& c : bitnet::cli::commands()) {
+    std::printf("  %s\n", c.usage);
+    std::string summary = c.summary;
+    size_t start = 0;
+    for (size_t nl; (nl = summary.find('\n', start)) != std::string::npos; start = nl + 1) {
+      std::printf("      %s\n", summary.substr(start, nl - start).c_str());
+    }
+    std::printf("      %s\n", summary.substr(start).c_str());
+  }
+  std::printf(
+      "  help, --help, -h\n      this text\n  --version\n      version\n\n"
+      "Text generation, chat and the server are not part of this build yet; the commands above\n"
+      "are all that exist.\n\n"
+      "environment:\n"
+      "  BITNET_FORCE_ISA=scalar|avx2|avx512|neon|neondot\n"
+      "      use that kernel variant (fails if the CPU or this build lacks it)\n");
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fputs(kUsage, stdout);
+    print_usage();
     return 0;
   }
   const std::string cmd = argv[1];
   try {
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
-      std::fputs(kUsage, stdout);
+      print_usage();
       return 0;
     }
     if (cmd == "--version") {
       std::puts("bitnet " BITNET_VERSION);
       return 0;
     }
-    if (cmd == "selftest") return bitnet::cli::cmd_selftest(argc - 1, argv + 1);
-    if (cmd == "cpu") return bitnet::cli::cmd_cpu(argc - 1, argv + 1);
+    for (const auto& c : bitnet::cli::commands()) {
+      if (cmd == c.name) return c.run(argc - 1, argv + 1);
+    }
     std::fprintf(stderr, "bitnet: unknown command '%s' (see 'bitnet help')\n", cmd.c_str());
     return 2;
   } catch (const std::invalid_argument& e) {

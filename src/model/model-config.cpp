@@ -1,0 +1,222 @@
+#include "model/model-config.h"
+
+#include <optional>
+#include <stdexcept>
+
+#include "formats/ggml-types.h"
+
+namespace bitnet::model {
+namespace {
+
+using formats::GgmlType;
+using formats::GgufFile;
+using formats::GgufValue;
+
+constexpr const char* kLinears[] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
+                                    "ffn_gate", "ffn_up", "ffn_down"};
+
+[[noreturn]] void fail(const GgufFile& f, const std::string& what) {
+  throw std::invalid_argument(f.path() + ": " + what);
+}
+
+// Integer metadata of any integer GGUF type (converters disagree on u32 vs i32 vs u64).
+std::optional<int64_t> find_int(const GgufFile& f, const std::string& key) {
+  const GgufValue* v = f.find(key);
+  if (!v) return std::nullopt;
+  if (v->is<uint32_t>()) return v->as<uint32_t>();
+  if (v->is<int32_t>()) return v->as<int32_t>();
+  if (v->is<uint64_t>()) return static_cast<int64_t>(v->as<uint64_t>());
+  if (v->is<int64_t>()) return v->as<int64_t>();
+  if (v->is<uint16_t>()) return v->as<uint16_t>();
+  if (v->is<int16_t>()) return v->as<int16_t>();
+  if (v->is<uint8_t>()) return v->as<uint8_t>();
+  if (v->is<int8_t>()) return v->as<int8_t>();
+  fail(f, "metadata key '" + key + "': expected an integer, found " + v->type_description());
+}
+
+int64_t need_int(const GgufFile& f, const std::string& key) {
+  const auto v = find_int(f, key);
+  if (!v) fail(f, "metadata key '" + key + "' is missing");
+  if (*v <= 0)
+    fail(f, "metadata key '" + key + "': expected a positive value, found " + std::to_string(*v));
+  return *v;
+}
+
+std::optional<float> find_float(const GgufFile& f, const std::string& key) {
+  const GgufValue* v = f.find(key);
+  if (!v) return std::nullopt;
+  if (v->is<float>()) return v->as<float>();
+  if (v->is<double>()) return static_cast<float>(v->as<double>());
+  fail(f, "metadata key '" + key + "': expected a float, found " + v->type_description());
+}
+
+bool is_float_type(uint32_t t) {
+  return t == static_cast<uint32_t>(GgmlType::F32) || t == static_cast<uint32_t>(GgmlType::F16) ||
+         t == static_cast<uint32_t>(GgmlType::BF16);
+}
+bool is_ternary_type(uint32_t t) {
+  return is_float_type(t) || t == static_cast<uint32_t>(GgmlType::I2_S) ||
+         t == static_cast<uint32_t>(GgmlType::TQ1_0) || t == static_cast<uint32_t>(GgmlType::TQ2_0);
+}
+bool is_embedding_type(uint32_t t) {
+  return is_float_type(t) || t == static_cast<uint32_t>(GgmlType::Q8_0) ||
+         t == static_cast<uint32_t>(GgmlType::Q6_K);
+}
+
+std::string dims_text(const std::vector<int64_t>& d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+const char* arch_name(Arch arch) {
+  return arch == Arch::BitNetB158 ? "bitnet-b1.58" : "bitnet";
+}
+
+ModelConfig read_model_config(const GgufFile& f) {
+  const auto arch = f.find_string("general.architecture");
+  if (!arch) fail(f, "metadata key 'general.architecture' is missing");
+  ModelConfig c;
+  c.arch_key = *arch;
+  if (*arch == "bitnet-b1.58" || *arch == "bitnet-25") {
+    c.arch = Arch::BitNetB158;
+    c.activation = FfnActivation::Relu2;
+  } else if (*arch == "bitnet") {
+    c.arch = Arch::BitNet;
+    c.activation = FfnActivation::Silu;
+  } else {
+    fail(f, "unknown architecture '" + *arch +
+                "' in general.architecture (known: bitnet-b1.58, bitnet-25, bitnet)");
+  }
+  const std::string p = *arch + ".";
+  c.n_embd = need_int(f, p + "embedding_length");
+  c.n_layer = need_int(f, p + "block_count");
+  c.n_head = need_int(f, p + "attention.head_count");
+  c.n_head_kv = find_int(f, p + "attention.head_count_kv").value_or(c.n_head);
+  c.n_ff = need_int(f, p + "feed_forward_length");
+  c.n_ctx_train = need_int(f, p + "context_length");
+  if (c.n_embd % c.n_head != 0) {
+    fail(f, p + "embedding_length " + std::to_string(c.n_embd) +
+                " is not a multiple of attention.head_count " + std::to_string(c.n_head));
+  }
+  if (c.n_head_kv <= 0 || c.n_head % c.n_head_kv != 0) {
+    fail(f, p + "attention.head_count " + std::to_string(c.n_head) +
+                " is not a multiple of attention.head_count_kv " + std::to_string(c.n_head_kv));
+  }
+  c.head_dim = c.n_embd / c.n_head;
+  c.rope_dim = find_int(f, p + "rope.dimension_count").value_or(c.head_dim);
+  if (c.rope_dim <= 0 || c.rope_dim > c.head_dim || c.rope_dim % 2 != 0) {
+    fail(f, p + "rope.dimension_count: expected an even value in 2.." + std::to_string(c.head_dim) +
+                ", found " + std::to_string(c.rope_dim));
+  }
+  c.rope_freq_base = find_float(f, p + "rope.freq_base").value_or(10000.0f);
+  c.rms_eps = find_float(f, p + "attention.layer_norm_rms_epsilon").value_or(1e-5f);
+  if (!(c.rms_eps > 0.0f) || !(c.rope_freq_base > 0.0f)) {
+    fail(f, "rope.freq_base and attention.layer_norm_rms_epsilon must be positive");
+  }
+  const formats::GgufTensorInfo* embd = f.find_tensor("token_embd.weight");
+  if (const auto vocab = find_int(f, p + "vocab_size")) {
+    c.n_vocab = *vocab;
+  } else if (embd) {
+    c.n_vocab = embd->dims[1];
+  } else if (const GgufValue* tokens = f.find("tokenizer.ggml.tokens")) {
+    c.n_vocab = static_cast<int64_t>(tokens->array_size());
+  } else {
+    fail(f, "cannot tell the vocabulary size: no " + p + "vocab_size, token_embd or tokenizer");
+  }
+  c.tied_output = f.find_tensor("output.weight") == nullptr;
+  return c;
+}
+
+void write_model_config(const ModelConfig& c, formats::GgufWriter& w) {
+  const std::string p = std::string(arch_name(c.arch)) + ".";
+  w.set("general.architecture", std::string(arch_name(c.arch)));
+  w.set(p + "context_length", static_cast<uint32_t>(c.n_ctx_train));
+  w.set(p + "embedding_length", static_cast<uint32_t>(c.n_embd));
+  w.set(p + "block_count", static_cast<uint32_t>(c.n_layer));
+  w.set(p + "feed_forward_length", static_cast<uint32_t>(c.n_ff));
+  w.set(p + "attention.head_count", static_cast<uint32_t>(c.n_head));
+  w.set(p + "attention.head_count_kv", static_cast<uint32_t>(c.n_head_kv));
+  w.set(p + "attention.layer_norm_rms_epsilon", c.rms_eps);
+  w.set(p + "rope.freq_base", c.rope_freq_base);
+  w.set(p + "rope.dimension_count", static_cast<uint32_t>(c.rope_dim));
+  w.set(p + "vocab_size", static_cast<uint32_t>(c.n_vocab));
+}
+
+std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
+  const int64_t E = c.n_embd, KV = c.n_embd_kv(), F = c.n_ff;
+  std::vector<TensorSpec> out;
+  out.push_back({"token_embd.weight", {E, c.n_vocab}, false, false});
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    auto linear = [&](const char* name, int64_t in, int64_t outd) {
+      out.push_back({b + name + ".weight", {in, outd}, true, false});
+      if (c.arch == Arch::BitNet) out.push_back({b + name + ".scale", {1}, false, true});
+    };
+    out.push_back({b + "attn_norm.weight", {E}, false, false});
+    linear("attn_q", E, E);
+    linear("attn_k", E, KV);
+    linear("attn_v", E, KV);
+    out.push_back({b + "attn_sub_norm.weight", {E}, false, false});
+    linear("attn_output", E, E);
+    out.push_back({b + "ffn_norm.weight", {E}, false, false});
+    linear("ffn_gate", E, F);
+    linear("ffn_up", E, F);
+    out.push_back({b + "ffn_sub_norm.weight", {F}, false, false});
+    linear("ffn_down", F, E);
+  }
+  out.push_back({"output_norm.weight", {E}, false, false});
+  out.push_back({"output.weight", {E, c.n_vocab}, false, true});
+  return out;
+}
+
+std::vector<std::string> validate_tensors(const ModelConfig& c, const GgufFile& f) {
+  std::vector<std::string> problems;
+  const auto specs = expected_tensors(c);
+  for (const TensorSpec& s : specs) {
+    const formats::GgufTensorInfo* t = f.find_tensor(s.name);
+    if (!t) {
+      if (!s.optional) problems.push_back("tensor '" + s.name + "' is missing");
+      continue;
+    }
+    std::vector<int64_t> found(t->dims.begin(), t->dims.begin() + t->n_dims);
+    if (found != s.dims) {
+      problems.push_back("tensor '" + s.name + "': expected shape " + dims_text(s.dims) +
+                         ", found " + dims_text(found));
+    }
+    const bool is_linear = s.ternary;
+    const bool is_embd = s.name == "token_embd.weight" || s.name == "output.weight";
+    const bool ok_type =
+        is_linear ? is_ternary_type(t->type)
+        : is_embd ? is_embedding_type(t->type)
+                  : t->type == static_cast<uint32_t>(GgmlType::F32) || is_float_type(t->type);
+    if (!ok_type) {
+      problems.push_back("tensor '" + s.name + "': type " + formats::ggml_type_name(t->type) +
+                         " is not supported there (expected " +
+                         (is_linear ? "F32, F16, BF16, I2_S, TQ1_0 or TQ2_0"
+                          : is_embd ? "F32, F16, BF16, Q8_0 or Q6_K"
+                                    : "F32, F16 or BF16") +
+                         ")");
+    }
+  }
+  for (const auto& t : f.tensors()) {
+    bool known = false;
+    for (const TensorSpec& s : specs) known = known || s.name == t.name;
+    if (!known)
+      problems.push_back("tensor '" + t.name + "' is not part of architecture " + c.arch_key);
+  }
+  return problems;
+}
+
+uint64_t bytes_per_token(const ModelConfig& c, const GgufFile& f) {
+  uint64_t total = 0;
+  for (const TensorSpec& s : expected_tensors(c)) {
+    if (s.name == "token_embd.weight" && !c.tied_output) continue;  // one row per token
+    if (const formats::GgufTensorInfo* t = f.find_tensor(s.name)) total += t->size;
+  }
+  return total;
+}
+
+}  // namespace bitnet::model
