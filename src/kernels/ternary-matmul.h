@@ -15,6 +15,7 @@ namespace bitnet::kernels {
 const char* isa_name(Isa isa);           // "scalar", "avx2", "avx512", "neon", "neondot"
 const char* layout_name(TernaryLayout);  // "t2", "t1"
 double layout_bits_per_weight(TernaryLayout layout, int64_t k);
+size_t packed_group_bytes(TernaryLayout layout, int64_t k);  // bytes per group of 16 rows
 
 // Parses a BITNET_FORCE_ISA value; throws std::invalid_argument naming the accepted values.
 Isa parse_isa(std::string_view name);

@@ -12,6 +12,10 @@ double layout_bits_per_weight(TernaryLayout layout, int64_t k) {
          static_cast<double>(kGroupRows * k);
 }
 
+size_t packed_group_bytes(TernaryLayout layout, int64_t k) {
+  return common::group_bytes(layout, k);
+}
+
 TernaryMatrix::TernaryMatrix(TernaryLayout layout, int64_t n, int64_t k)
     : layout_(layout), n_(n), k_(k), group_bytes_(common::group_bytes(layout, k)) {
   if (n < 1 || k < kKMultiple || k % kKMultiple != 0) {

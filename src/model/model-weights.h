@@ -1,0 +1,105 @@
+// A BitNet model's weights, ready for the kernels.
+//
+// Ternary linears are decoded from whatever the file holds (I2_S, TQ1_0, TQ2_0, F32/F16/BF16 with
+// the scale folded in) and packed into the kernel layout, with one scale per output row. Q|K|V
+// are packed as one matrix (rows q, then k, then v) and gate|up as another, so each needs one
+// quantization of its input and one matmul; arch bitnet's per-linear .scale tensors are folded
+// into the row scales. Norms and the embedding stay in the file's bytes and are used in place.
+//
+// Packing costs seconds on large models, so the packed matrices can be kept in a prepared-model
+// cache file (prepared-cache.h): the next load maps it and uses it in place instead of repacking.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "formats/gguf.h"
+#include "kernels/ternary-matmul.h"
+#include "model/model-config.h"
+
+namespace bitnet::model {
+
+// A linear layer: the packed matrix W[n][k] and its per-row scales, either owned or inside a
+// mapped prepared-cache file.
+struct PackedLinear {
+  std::string name;  // e.g. "blk.3.attn_qkv"
+  kernels::TernaryMatrixView view;
+  kernels::TernaryMatrix owned;  // empty when the view points into a cache mapping
+};
+
+// A non-ternary tensor used in place (norm weights, embedding, output matrix).
+struct RawTensor {
+  const formats::GgufTensorInfo* info = nullptr;  // type, dims and data pointer into the file
+  const float* f32() const;                       // data as floats; only for F32 tensors
+};
+
+struct LayerWeights {
+  std::vector<float> attn_norm, attn_sub_norm, ffn_norm, ffn_sub_norm;  // F32 copies (small)
+  PackedLinear qkv;       // [n_embd + 2 n_embd_kv][n_embd]
+  PackedLinear attn_out;  // [n_embd][n_embd]
+  PackedLinear gate_up;   // [2 n_ff][n_embd] (gate rows, then up rows)
+  PackedLinear down;      // [n_embd][n_ff]
+};
+
+enum class CacheMode { Auto, On, Off };
+
+struct LoadOptions {
+  // Layout for the packed linears; nullopt picks by kernels: T1 (1.6 bits) where the active
+  // kernels decode it at memory speed (AVX-512 VNNI), else T2.
+  std::optional<kernels::TernaryLayout> layout;
+  // Prepared-model cache: Auto uses it when the ternary weights exceed cache_min_bytes.
+  CacheMode cache = CacheMode::Auto;
+  uint64_t cache_min_bytes = uint64_t{64} << 20;
+  std::string cache_dir;  // empty: $BITNET_CACHE_DIR, else $XDG_CACHE_HOME/bitnet-cxx, else
+                          // ~/.cache/bitnet-cxx
+  size_t mmap_threshold = formats::MappedFile::kDefaultMmapThreshold;
+};
+
+// How the last load went (for the CLI, tests and load-time measurements).
+struct LoadReport {
+  enum class Source { Packed, CacheHit, CacheRebuilt } source = Source::Packed;
+  std::string cache_path;    // empty when no cache was involved
+  std::string cache_reason;  // why a cache was (re)built or skipped
+  double seconds = 0;
+  uint64_t packed_bytes = 0;
+};
+
+class ModelWeights {
+ public:
+  // Opens the GGUF file, validates it against its architecture (throws std::invalid_argument
+  // listing the problems, naming the file) and prepares every tensor.
+  static std::unique_ptr<ModelWeights> load(const std::string& path,
+                                            const LoadOptions& options = {});
+
+  const ModelConfig& config() const { return config_; }
+  const formats::GgufFile& file() const { return file_; }
+  kernels::TernaryLayout layout() const { return layout_; }
+  const std::vector<LayerWeights>& layers() const { return layers_; }
+  const RawTensor& token_embd() const { return token_embd_; }
+  const RawTensor& output() const { return tied_ ? token_embd_ : output_; }  // the LM head
+  const std::vector<float>& output_norm() const { return output_norm_; }
+  const LoadReport& report() const { return report_; }
+
+  // Every packed linear, in file order (qkv, attn_out, gate_up, down per layer).
+  std::vector<const PackedLinear*> linears() const;
+
+ private:
+  ModelWeights(formats::GgufFile file) : file_(std::move(file)) {}
+  void pack_all(const LoadOptions& options);
+  friend class PreparedCacheAccess;
+
+  formats::GgufFile file_;
+  ModelConfig config_;
+  kernels::TernaryLayout layout_ = kernels::TernaryLayout::T2;
+  std::vector<LayerWeights> layers_;
+  RawTensor token_embd_, output_;
+  bool tied_ = true;
+  std::vector<float> output_norm_;
+  LoadReport report_;
+  std::shared_ptr<const void> cache_mapping_;  // keeps a prepared-cache mapping alive
+};
+
+}  // namespace bitnet::model
