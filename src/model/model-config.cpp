@@ -12,9 +12,6 @@ using formats::GgmlType;
 using formats::GgufFile;
 using formats::GgufValue;
 
-constexpr const char* kLinears[] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
-                                    "ffn_gate", "ffn_up", "ffn_down"};
-
 [[noreturn]] void fail(const GgufFile& f, const std::string& what) {
   throw std::invalid_argument(f.path() + ": " + what);
 }
@@ -75,21 +72,24 @@ const char* arch_name(Arch arch) {
   return arch == Arch::BitNetB158 ? "bitnet-b1.58" : "bitnet";
 }
 
+std::optional<Arch> arch_from_name(std::string_view name) {
+  if (name == "bitnet-b1.58" || name == "bitnet-25") return Arch::BitNetB158;
+  if (name == "bitnet") return Arch::BitNet;
+  return std::nullopt;
+}
+
 ModelConfig read_model_config(const GgufFile& f) {
   const auto arch = f.find_string("general.architecture");
   if (!arch) fail(f, "metadata key 'general.architecture' is missing");
   ModelConfig c;
   c.arch_key = *arch;
-  if (*arch == "bitnet-b1.58" || *arch == "bitnet-25") {
-    c.arch = Arch::BitNetB158;
-    c.activation = FfnActivation::Relu2;
-  } else if (*arch == "bitnet") {
-    c.arch = Arch::BitNet;
-    c.activation = FfnActivation::Silu;
-  } else {
+  const std::optional<Arch> known = arch_from_name(*arch);
+  if (!known) {
     fail(f, "unknown architecture '" + *arch +
-                "' in general.architecture (known: bitnet-b1.58, bitnet-25, bitnet)");
+                "' in general.architecture (known: " + kKnownArchNames + ")");
   }
+  c.arch = *known;
+  c.activation = c.arch == Arch::BitNetB158 ? FfnActivation::Relu2 : FfnActivation::Silu;
   const std::string p = *arch + ".";
   c.n_embd = need_int(f, p + "embedding_length");
   c.n_layer = need_int(f, p + "block_count");

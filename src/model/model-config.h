@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "formats/gguf.h"
@@ -17,6 +19,10 @@ enum class Arch {
 enum class FfnActivation { Relu2, Silu };
 
 const char* arch_name(Arch arch);  // the name written to general.architecture
+// The architecture of a general.architecture value ("bitnet-25" is BitNetB158), or nullopt for
+// one this build does not run ("llama", ...).
+std::optional<Arch> arch_from_name(std::string_view name);
+inline constexpr const char* kKnownArchNames = "bitnet-b1.58, bitnet-25, bitnet";
 
 struct ModelConfig {
   Arch arch = Arch::BitNetB158;

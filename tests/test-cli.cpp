@@ -1,0 +1,205 @@
+// The bitnet program as a user runs it: exit codes, output and error messages of `bitnet inspect`,
+// `bitnet help` and an unknown command. Runs the built binary (BITNET_CLI_PATH) in a child process.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path reference_dir() {
+  const char* env = std::getenv("BITNET_REFERENCE_DIR");
+  return env && *env ? env : BITNET_REFERENCE_DIR_DEFAULT;
+}
+
+#define REQUIRE_FIXTURE(path)                                                                 \
+  do {                                                                                        \
+    if (!fs::exists(path))                                                                    \
+      GTEST_SKIP() << path << " not found; set BITNET_REFERENCE_DIR to the shared reference " \
+                   << "directory";                                                            \
+  } while (0)
+
+// A directory of its own under the system temp dir, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "bitnet-test-cli-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string read_all(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+struct Result {
+  bool exited = false;  // false: killed by a signal (a crash)
+  int code = -1;
+  std::string out, err;
+};
+
+// Runs the bitnet binary with these arguments, stdout and stderr captured through files.
+Result run_bitnet(const std::vector<std::string>& args) {
+  const TempDir dir;
+  const std::string out_path = (dir.path() / "stdout").string();
+  const std::string err_path = (dir.path() / "stderr").string();
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  std::vector<std::string> storage = {BITNET_CLI_PATH};
+  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& s : storage) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, BITNET_CLI_PATH, &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw std::runtime_error(std::string("cannot start ") + BITNET_CLI_PATH);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw std::runtime_error("waitpid failed");
+  }
+  Result r;
+  r.exited = WIFEXITED(status);
+  r.code = r.exited ? WEXITSTATUS(status) : -1;
+  r.out = read_all(out_path);
+  r.err = read_all(err_path);
+  return r;
+}
+
+constexpr const char* kFixtures[] = {
+    "tiny-b158.f32.gguf",   "tiny-b158.f16.gguf",   "tiny-b158.i2_s.gguf",   "tiny-b158.tq2_0.gguf",
+    "tiny-b158.tq1_0.gguf", "tiny-bitnet.f32.gguf", "tiny-bitnet.tq2_0.gguf"};
+
+TEST(Inspect, EveryFixtureIsValid) {
+  for (const char* name : kFixtures) {
+    SCOPED_TRACE(name);
+    const fs::path path = reference_dir() / "models" / name;
+    REQUIRE_FIXTURE(path);
+    const Result r = run_bitnet({"inspect", path.string()});
+    ASSERT_TRUE(r.exited);
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    const std::string arch = std::string(name).starts_with("tiny-b158") ? "bitnet-b1.58" : "bitnet";
+    EXPECT_NE(r.out.find("architecture: " + arch + "\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("verdict:      valid\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("blk.0.ffn_down.weight"), std::string::npos);
+    EXPECT_EQ(r.err, "");
+  }
+}
+
+TEST(Inspect, JsonParsesAndCountsTensors) {
+  const fs::path path = reference_dir() / "models" / "tiny-bitnet.tq2_0.gguf";
+  REQUIRE_FIXTURE(path);
+  const Result r = run_bitnet({"inspect", path.string(), "--json"});
+  ASSERT_TRUE(r.exited);
+  EXPECT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  // 2 layers x (11 tensors + 7 .scale) + token_embd + output_norm.
+  EXPECT_EQ(j["totals"]["tensors"], 38);
+  EXPECT_EQ(j["tensors"].size(), 38u);
+  EXPECT_EQ(j["architecture"], "bitnet");
+  EXPECT_EQ(j["config"]["n_layer"], 2);
+  EXPECT_EQ(j["config"]["activation"], "silu");
+  EXPECT_EQ(j["tokenizer"]["tokens"], 4112);
+  EXPECT_EQ(j["valid"], true);
+  EXPECT_TRUE(j["problems"].empty());
+}
+
+TEST(Inspect, VocabOnlyFilePrintsTokenizerAndExits1) {
+  const fs::path path = reference_dir() / "tokenizer" / "llama3-bpe-4112.gguf";
+  REQUIRE_FIXTURE(path);
+  const Result r = run_bitnet({"inspect", path.string()});
+  ASSERT_TRUE(r.exited);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("not a BitNet architecture this build runs"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("4112 tokens, 6397 merges"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("eot 4105 \"<|eot_id|>\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("verdict:      INVALID"), std::string::npos) << r.out;
+}
+
+TEST(Inspect, TruncatedFileFailsWithItsName) {
+  const fs::path src = reference_dir() / "models" / "tiny-b158.i2_s.gguf";
+  REQUIRE_FIXTURE(src);
+  const std::string bytes = read_all(src);
+  const TempDir dir;
+  // Cut inside the header (metadata), then inside the tensor data.
+  for (const size_t keep : {size_t{1000}, bytes.size() - 100}) {
+    SCOPED_TRACE(keep);
+    const fs::path cut = dir.path() / ("cut-" + std::to_string(keep) + ".gguf");
+    std::ofstream(cut, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(keep));
+    for (const bool json : {false, true}) {
+      std::vector<std::string> args = {"inspect", cut.string()};
+      if (json) args.push_back("--json");
+      const Result r = run_bitnet(args);
+      ASSERT_TRUE(r.exited) << "killed by a signal";
+      EXPECT_EQ(r.code, 1);
+      EXPECT_NE(r.err.find(cut.string()), std::string::npos) << r.err;
+      EXPECT_EQ(r.out, "");
+    }
+  }
+}
+
+TEST(Inspect, MissingFileFailsWithItsName) {
+  const TempDir dir;
+  const std::string path = (dir.path() / "absent.gguf").string();
+  const Result r = run_bitnet({"inspect", path});
+  ASSERT_TRUE(r.exited);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
+}
+
+TEST(Inspect, UsageErrorsExit2) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"inspect"}, {"inspect", "a.gguf", "--bogus"}, {"inspect", "a.gguf", "b.gguf"}}) {
+    const Result r = run_bitnet(args);
+    ASSERT_TRUE(r.exited);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_NE(r.err.find("bitnet inspect: "), std::string::npos) << r.err;
+  }
+}
+
+TEST(Cli, HelpListsInspect) {
+  const Result r = run_bitnet({"help"});
+  ASSERT_TRUE(r.exited);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("  inspect MODEL [--json]\n"), std::string::npos) << r.out;
+}
+
+TEST(Cli, UnknownCommandExits2) {
+  const Result r = run_bitnet({"no-such-command"});
+  ASSERT_TRUE(r.exited);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown command 'no-such-command'"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+}  // namespace
