@@ -1,0 +1,107 @@
+// bitnet convert: a Hugging Face BitNet checkpoint directory to a GGUF file, streamed tensor by
+// tensor (model/hf-convert.h), with a progress line on stderr.
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+
+#include "cli/commands.h"
+#include "formats/ggml-types.h"
+#include "formats/gguf.h"
+#include "model/hf-checkpoint.h"
+#include "model/hf-convert.h"
+
+namespace bitnet::cli {
+namespace {
+
+using formats::GgmlType;
+
+constexpr const char* kUsage =
+    "convert HF_DIR -o OUT.gguf [--type i2_s|tq2_0|tq1_0] [--embd-type f16|q8_0|q6_k|f32]";
+
+uint32_t parse_type(const std::string& flag, const std::string& v,
+                    std::initializer_list<std::pair<const char*, GgmlType>> choices) {
+  std::string names;
+  for (const auto& [name, type] : choices) {
+    if (v == name) return static_cast<uint32_t>(type);
+    if (!names.empty()) names += '|';
+    names += name;
+  }
+  throw std::invalid_argument(flag + ": expected " + names + ", found '" + v + "'");
+}
+
+void convert(const std::string& in_dir, const std::string& out_path, model::HfConvertOptions opt);
+
+int cmd_convert(int argc, char** argv) {
+  std::string in_dir, out_path;
+  model::HfConvertOptions opt;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const bool has_value = i + 1 < argc;
+    if ((a == "-o" || a == "--output") && has_value) {
+      out_path = argv[++i];
+    } else if (a == "--type" && has_value) {
+      opt.ternary_type = parse_type(
+          a, argv[++i],
+          {{"i2_s", GgmlType::I2_S}, {"tq2_0", GgmlType::TQ2_0}, {"tq1_0", GgmlType::TQ1_0}});
+    } else if (a == "--embd-type" && has_value) {
+      opt.embedding_type = parse_type(a, argv[++i],
+                                      {{"f16", GgmlType::F16},
+                                       {"q8_0", GgmlType::Q8_0},
+                                       {"q6_k", GgmlType::Q6_K},
+                                       {"f32", GgmlType::F32}});
+    } else if (!a.empty() && a[0] != '-' && in_dir.empty()) {
+      in_dir = a;
+    } else {
+      throw std::invalid_argument("unexpected argument '" + a + "' (usage: bitnet " +
+                                  std::string(kUsage) + ")");
+    }
+  }
+  if (in_dir.empty() || out_path.empty()) {
+    throw std::invalid_argument(std::string("usage: bitnet ") + kUsage);
+  }
+
+  // A checkpoint that cannot be converted is a failure (exit 1), not a usage error (exit 2).
+  try {
+    convert(in_dir, out_path, opt);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(e.what());
+  }
+  return 0;
+}
+
+void convert(const std::string& in_dir, const std::string& out_path, model::HfConvertOptions opt) {
+  const model::HfCheckpoint ck = model::HfCheckpoint::open(in_dir);
+  const model::ModelConfig& c = ck.config();
+  std::fprintf(stderr,
+               "convert: %s (%s -> arch %s): %lld layers, n_embd %lld, n_ff %lld, vocab %lld, "
+               "%s output; linears %s, embeddings %s\n",
+               in_dir.c_str(), ck.hf_architecture().c_str(), model::arch_name(c.arch),
+               static_cast<long long>(c.n_layer), static_cast<long long>(c.n_embd),
+               static_cast<long long>(c.n_ff), static_cast<long long>(c.n_vocab),
+               c.tied_output ? "tied" : "separate",
+               formats::ggml_type_name(opt.ternary_type).c_str(),
+               formats::ggml_type_name(opt.embedding_type).c_str());
+  opt.progress = [](size_t i, size_t n, const std::string& name) {
+    std::fprintf(stderr, "\rconvert: [%zu/%zu] %-40s", i + 1, n, name.c_str());
+    std::fflush(stderr);
+  };
+  formats::GgufWriter writer;
+  model::add_hf_checkpoint(ck, opt, writer);
+  writer.write(out_path);
+  std::fprintf(stderr, "\nconvert: wrote %s (%zu tensors)\n", out_path.c_str(),
+               ck.tensors().size());
+  std::fprintf(stderr,
+               "convert: note: no tokenizer.ggml.* keys are written (tokenizer conversion is not "
+               "implemented yet)\n");
+}
+
+}  // namespace
+
+BITNET_COMMAND("convert", kUsage,
+               "convert a Hugging Face BitNet checkpoint (BitNetForCausalLM, BitnetForCausalLM,\n"
+               "LlamaForCausalLM with a bitnet quantization_config) to GGUF, tensor by tensor;\n"
+               "packed uint8 weights are unpacked, bf16/f16/f32 master weights ternarised with\n"
+               "absmean; default --type i2_s --embd-type f16",
+               cmd_convert);
+
+}  // namespace bitnet::cli
