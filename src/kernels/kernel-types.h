@@ -83,6 +83,13 @@ using PeakFn = int64_t (*)(int64_t iterations);
 // into independent accumulators; returns a value that depends on every byte.
 using StreamReadFn = uint64_t (*)(const uint8_t* p, size_t bytes);
 
+// Float dot product of a weight row (F32 or F16 bits) with an F32 vector of length k (any k).
+// The F32 and F16 forms accumulate in the same order on each ISA, so a matrix stored either way
+// gives identical results when its values are equal; the order differs between ISAs (float
+// rounding, within k * eps * sum|w x| of the exact value).
+using DotF32Fn = float (*)(const float* w, const float* x, int64_t k);
+using DotF16Fn = float (*)(const uint16_t* w, const float* x, int64_t k);
+
 struct KernelTable {
   Isa isa;
   QuantizeFn quantize;
@@ -90,6 +97,8 @@ struct KernelTable {
   PeakFn int8_peak;
   int64_t int8_peak_macs_per_iteration;  // u8 x s8 multiply-adds per iteration of int8_peak
   StreamReadFn stream_read;
+  DotF32Fn dot_f32;
+  DotF16Fn dot_f16;
 };
 
 }  // namespace bitnet::kernels

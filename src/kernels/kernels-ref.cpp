@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/fp16.h"
 #include "kernels/ternary-common.h"
 #include "kernels/ternary-matmul.h"
 
@@ -108,10 +109,22 @@ uint64_t stream_read_ref(const uint8_t* p, size_t bytes) {
   return t;
 }
 
+float dot_f32_ref(const float* w, const float* x, int64_t k) {
+  float s = 0;
+  for (int64_t i = 0; i < k; ++i) s += w[i] * x[i];
+  return s;
+}
+float dot_f16_ref(const uint16_t* w, const float* x, int64_t k) {
+  float s = 0;
+  for (int64_t i = 0; i < k; ++i) s += fp16_to_fp32(w[i]) * x[i];
+  return s;
+}
+
 }  // namespace
 
 extern const KernelTable kTableScalar = {Isa::Scalar,   quantize_ref, {matmul_ref, matmul_ref},
-                                         int8_peak_ref, 64,           stream_read_ref};
+                                         int8_peak_ref, 64,           stream_read_ref,
+                                         dot_f32_ref,   dot_f16_ref};
 
 void unpack_ternary(const TernaryMatrixView& w, int8_t* out) {
   for (int64_t row = 0; row < w.n; ++row) {

@@ -320,6 +320,56 @@ uint64_t stream_read_simd(const uint8_t* p, size_t bytes) {
   return total;
 }
 
+inline float scalar_value(float v) {
+  return v;
+}
+inline float scalar_value(uint16_t h) {
+  // IEEE half -> float, for the few tail elements (rows are normally a multiple of the step).
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  uint32_t bits;
+  if (e == 0x1f) {
+    bits = sign | 0x7f800000u | (m << 13);
+  } else if (e != 0) {
+    bits = sign | ((e + 112u) << 23) | (m << 13);
+  } else if (m == 0) {
+    bits = sign;
+  } else {
+    float f = static_cast<float>(m) * (1.0f / 16777216.0f);
+    std::memcpy(&bits, &f, 4);
+    bits |= sign;
+  }
+  float out;
+  std::memcpy(&out, &bits, 4);
+  return out;
+}
+
+// Four accumulators of kFloatStep lanes, combined as ((a0 + a1) + (a2 + a3)), then the lanes in
+// order, then the scalar tail: the same order for F32 and F16 rows.
+template <class Load, class T>
+inline float dot_rows(const T* w, const float* x, int64_t k, Load load) {
+  constexpr int64_t S = kFloatStep;
+  FVec a0 = fvec_zero(), a1 = fvec_zero(), a2 = fvec_zero(), a3 = fvec_zero();
+  int64_t i = 0;
+  for (; i + 4 * S <= k; i += 4 * S) {
+    a0 = fmadd(load(w + i), load_f32(x + i), a0);
+    a1 = fmadd(load(w + i + S), load_f32(x + i + S), a1);
+    a2 = fmadd(load(w + i + 2 * S), load_f32(x + i + 2 * S), a2);
+    a3 = fmadd(load(w + i + 3 * S), load_f32(x + i + 3 * S), a3);
+  }
+  for (; i + S <= k; i += S) a0 = fmadd(load(w + i), load_f32(x + i), a0);
+  float sum = reduce_add(fadd(fadd(a0, a1), fadd(a2, a3)));
+  for (; i < k; ++i) sum += scalar_value(w[i]) * x[i];
+  return sum;
+}
+
+float dot_f32_simd(const float* w, const float* x, int64_t k) {
+  return dot_rows(w, x, k, [](const float* p) { return load_f32(p); });
+}
+float dot_f16_simd(const uint16_t* w, const float* x, int64_t k) {
+  return dot_rows(w, x, k, [](const uint16_t* p) { return load_f16(p); });
+}
+
 }  // namespace
 
 extern const KernelTable BITNET_TABLE_NAME;
@@ -329,6 +379,8 @@ const KernelTable BITNET_TABLE_NAME = {
     {matmul_simd<TernaryLayout::T2>, matmul_simd<TernaryLayout::T1>},
     int8_peak_simd,
     int64_t{kPeakChains} * kChunkBytes,
-    stream_read_simd};
+    stream_read_simd,
+    dot_f32_simd,
+    dot_f16_simd};
 
 }  // namespace bitnet::kernels

@@ -14,6 +14,7 @@
 //   dot4(acc, c, q4)       acc[r] += sum_j c[4r + j] * q4[j], codes unsigned, q4 int8
 //   store_rows(acc, ...)   epilogue of ternary-common.h for n_valid <= 16 rows
 //   Quantizer: FMax/absmax_step/reduce_max, ISum/quant_step/reduce_sum over kFloatStep floats.
+//   Float dots: FVec, load_f32, load_f16, fmadd, fadd, reduce_add over kFloatStep floats.
 #pragma once
 
 #include <cstdint>
@@ -142,6 +143,32 @@ static inline ISum quant_step(ISum acc, const float* x, float s, int8_t* q) {
 static inline int32_t reduce_sum(ISum s) {
   return _mm512_reduce_add_epi32(s.v);
 }
+// Float dot products (LM head): FVec holds kFloatStep floats.
+struct FVec {
+  __m512 v;
+};
+static inline FVec fvec_zero() {
+  return {_mm512_setzero_ps()};
+}
+static inline FVec load_f32(const float* p) {
+  return {_mm512_loadu_ps(p)};
+}
+static inline FVec load_f16(const uint16_t* p) {
+  return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
+}
+static inline FVec fmadd(FVec a, FVec b, FVec acc) {
+  return {_mm512_fmadd_ps(a.v, b.v, acc.v)};
+}
+static inline FVec fadd(FVec a, FVec b) {
+  return {_mm512_add_ps(a.v, b.v)};
+}
+static inline float reduce_add(FVec a) {
+  alignas(64) float t[16];
+  _mm512_store_ps(t, a.v);
+  float s = 0;
+  for (float x : t) s += x;
+  return s;
+}
 
 #elif BITNET_SIMD_AVX2
 // ------------------------------------------------------------------------------------------ AVX2
@@ -260,6 +287,32 @@ static inline int32_t reduce_sum(ISum s) {
   v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0x4e));
   v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0xb1));
   return _mm_cvtsi128_si32(v);
+}
+// Float dot products (LM head): FVec holds kFloatStep floats.
+struct FVec {
+  __m256 v;
+};
+static inline FVec fvec_zero() {
+  return {_mm256_setzero_ps()};
+}
+static inline FVec load_f32(const float* p) {
+  return {_mm256_loadu_ps(p)};
+}
+static inline FVec load_f16(const uint16_t* p) {
+  return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))};
+}
+static inline FVec fmadd(FVec a, FVec b, FVec acc) {
+  return {_mm256_fmadd_ps(a.v, b.v, acc.v)};
+}
+static inline FVec fadd(FVec a, FVec b) {
+  return {_mm256_add_ps(a.v, b.v)};
+}
+static inline float reduce_add(FVec a) {
+  alignas(32) float t[8];
+  _mm256_store_ps(t, a.v);
+  float s = 0;
+  for (float x : t) s += x;
+  return s;
 }
 
 #elif BITNET_SIMD_NEON
@@ -385,6 +438,30 @@ static inline ISum quant_step(ISum acc, const float* x, float s, int8_t* q) {
 }
 static inline int32_t reduce_sum(ISum s) {
   return vaddvq_s32(s.v);
+}
+// Float dot products (LM head): FVec holds kFloatStep floats.
+struct FVec {
+  float32x4_t v;
+};
+static inline FVec fvec_zero() {
+  return {vdupq_n_f32(0.0f)};
+}
+static inline FVec load_f32(const float* p) {
+  return {vld1q_f32(p)};
+}
+static inline FVec load_f16(const uint16_t* p) {
+  return {vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)))};
+}
+static inline FVec fmadd(FVec a, FVec b, FVec acc) {
+  return {vfmaq_f32(acc.v, a.v, b.v)};
+}
+static inline FVec fadd(FVec a, FVec b) {
+  return {vaddq_f32(a.v, b.v)};
+}
+static inline float reduce_add(FVec a) {
+  float t[4];
+  vst1q_f32(t, a.v);
+  return ((t[0] + t[1]) + t[2]) + t[3];
 }
 #endif
 

@@ -136,19 +136,20 @@ void BitNetSession::lm_head(const float* xn, float* logits) {
   const formats::GgufTensorInfo& out = *w_.output().info;
   const int64_t E = cfg_.n_embd;
   const size_t rb = row_bytes(out.type, E);
+  const bool f32 = out.type == static_cast<uint32_t>(formats::GgmlType::F32);
+  const bool f16 = out.type == static_cast<uint32_t>(formats::GgmlType::F16);
   pool_.parallel_for(cfg_.n_vocab, [&](int64_t v0, int64_t v1, int thread) {
     float* row = thread_scratch_.data() + scratch_stride_ * thread + n_ctx_ + 2 * cfg_.head_dim;
     for (int64_t v = v0; v < v1; ++v) {
       const uint8_t* src = out.data + static_cast<size_t>(v) * rb;
-      const float* r = row;
-      if (out.type == static_cast<uint32_t>(formats::GgmlType::F32)) {
-        r = reinterpret_cast<const float*>(src);
-      } else {
+      if (f32) {
+        logits[v] = kt_.dot_f32(reinterpret_cast<const float*>(src), xn, E);
+      } else if (f16) {
+        logits[v] = kt_.dot_f16(reinterpret_cast<const uint16_t*>(src), xn, E);
+      } else {  // quantized embeddings (Q8_0, Q6_K): dequantize the row, then the F32 dot
         formats::dequantize_row(out.type, src, row, E);
+        logits[v] = kt_.dot_f32(row, xn, E);
       }
-      double acc = 0;
-      for (int64_t k = 0; k < E; ++k) acc += static_cast<double>(xn[k]) * r[k];
-      logits[v] = static_cast<float>(acc);
     }
   });
 }
