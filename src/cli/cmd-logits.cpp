@@ -1,0 +1,129 @@
+// bitnet logits: logits for a token sequence (and optionally greedy continuation), written in the
+// layout of ../shared/reference's golden files so anyone can compare implementations.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/cli-common.h"
+#include "cli/commands.h"
+#include "model/bitnet-b158.h"
+
+namespace bitnet::cli {
+namespace {
+
+constexpr const char* kUsage =
+    "logits -m MODEL --tokens 1,2,3 [--greedy N] [--kv f32|f16] [--no-act-quant] [-t N] [-c CTX] "
+    "-o PREFIX";
+
+int64_t argmax(const float* v, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; ++i) {
+    if (v[i] > v[best]) best = i;
+  }
+  return best;
+}
+
+int cmd_logits(int argc, char** argv) {
+  Args args(argc, argv, kUsage);
+  CommonModelOptions mo;
+  std::string tokens_arg, prefix;
+  int64_t greedy = 0;
+  bool no_act_quant = false;
+  while (args.more()) {
+    if (mo.parse(args)) continue;
+    const std::string a = args.next();
+    if (a == "--tokens") {
+      tokens_arg = args.value(a);
+    } else if (a == "--greedy") {
+      greedy = args.int_value(a, 0, 1 << 20);
+    } else if (a == "--no-act-quant") {
+      no_act_quant = true;
+    } else if (a == "-o") {
+      prefix = args.value(a);
+    } else {
+      args.unknown(a);
+    }
+  }
+  if (mo.model.empty())
+    throw std::invalid_argument("-m MODEL is required (usage: bitnet " + std::string(kUsage) + ")");
+  if (prefix.empty()) throw std::invalid_argument("-o PREFIX is required");
+  if (tokens_arg.empty()) {
+    throw std::invalid_argument(
+        "--tokens is required (text prompts need the tokenizer, which this build lacks)");
+  }
+  const std::vector<int32_t> tokens = parse_token_list(tokens_arg);
+
+  const auto weights = load_model(mo);
+  ThreadPool pool(mo.threads);
+  model::SessionOptions so = mo.session_options();
+  so.quantize_activations = !no_act_quant;
+  model::BitNetSession session(*weights, so, pool);
+  const int64_t V = session.n_vocab();
+
+  std::vector<float> logits(tokens.size() * static_cast<size_t>(V));
+  const auto t0 = std::chrono::steady_clock::now();
+  session.eval(tokens, logits.data(), true);
+  const double t_prompt =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<int32_t> generated;
+  std::vector<float> row(static_cast<size_t>(V));
+  std::copy(logits.end() - V, logits.end(), row.begin());
+  const auto t1 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < greedy; ++i) {
+    const int32_t next = static_cast<int32_t>(argmax(row.data(), V));
+    generated.push_back(next);
+    if (i + 1 == greedy) break;  // the last greedy token needs no further logits row
+    session.eval(std::span<const int32_t>(&next, 1), row.data(), false);
+    logits.insert(logits.end(), row.begin(), row.end());
+  }
+  const double t_gen = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+
+  const std::string f32_path = prefix + ".f32";
+  {
+    std::ofstream out(f32_path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(logits.data()),
+              static_cast<std::streamsize>(logits.size() * 4));
+    if (!out) throw std::runtime_error(f32_path + ": write failed");
+  }
+  nlohmann::ordered_json j;
+  j["model"] = mo.model;
+  j["prompt_tokens"] = tokens;
+  j["greedy_tokens"] = generated;
+  j["n_vocab"] = V;
+  j["logits_file"] = f32_path;
+  j["logits_shape"] = {logits.size() / static_cast<size_t>(V), V};
+  j["logits_dtype"] = "float32 little-endian, row-major";
+  j["rows"] =
+      "one row per prompt position, then one per greedy step after the first (the last prompt row "
+      "is the logits of greedy token 0)";
+  j["settings"] = {{"activation_quantization", !no_act_quant},
+                   {"kv", so.kv == model::KvType::F16 ? "f16" : "f32"},
+                   {"threads", mo.threads},
+                   {"n_ctx", session.n_ctx()},
+                   {"layout", kernels::layout_name(weights->layout())},
+                   {"kernels", kernels::isa_name(kernels::active_kernels().isa)}};
+  const std::string json_path = prefix + ".json";
+  std::ofstream(json_path) << j.dump(2) << "\n";
+  std::fprintf(stderr, "wrote %s and %s (%zu rows)\n", json_path.c_str(), f32_path.c_str(),
+               logits.size() / static_cast<size_t>(V));
+  std::fprintf(stderr, "prompt: %zu tokens in %.3f s (%.1f t/s); greedy: %lld tokens (%.1f t/s)\n",
+               tokens.size(), t_prompt, static_cast<double>(tokens.size()) / t_prompt,
+               static_cast<long long>(greedy),
+               greedy > 1 ? static_cast<double>(greedy - 1) / t_gen : 0.0);
+  return 0;
+}
+
+}  // namespace
+
+BITNET_COMMAND("logits", kUsage,
+               "logits for a token sequence (+ N greedy steps), written as PREFIX.json and\n"
+               "PREFIX.f32 in the layout of the reference golden files; --no-act-quant runs the\n"
+               "validation mode (BitLinear without int8 activation quantization)",
+               cmd_logits);
+
+}  // namespace bitnet::cli
