@@ -47,6 +47,16 @@ TEST_P(FloatDotTest, MatchesReferenceAndF16EqualsF32) {
     EXPECT_NEAR(f32, exact, bound) << isa_name(t.isa) << " k=" << k;
     EXPECT_NEAR(ref.dot_f32(w.data(), x.data(), k), exact, bound) << "k=" << k;
     EXPECT_EQ(f32, f16) << isa_name(t.isa) << " k=" << k;
+
+    // axpy: y += a * x, one rounding per element (a fused multiply-add or a multiply and add).
+    std::vector<float> y(static_cast<size_t>(k), 0.25f), y_ref = y;
+    t.axpy_f16(-1.5f, hg.data(), y.data(), k);
+    for (int64_t i = 0; i < k; ++i) {
+      const double want = 0.25 + -1.5 * static_cast<double>(w[static_cast<size_t>(i)]);
+      ASSERT_NEAR(y[static_cast<size_t>(i)], want,
+                  2 * std::numeric_limits<float>::epsilon() * (std::fabs(want) + 1))
+          << isa_name(t.isa) << " k=" << k << " i=" << i;
+    }
   }
 }
 

@@ -89,6 +89,8 @@ using StreamReadFn = uint64_t (*)(const uint8_t* p, size_t bytes);
 // rounding, within k * eps * sum|w x| of the exact value).
 using DotF32Fn = float (*)(const float* w, const float* x, int64_t k);
 using DotF16Fn = float (*)(const uint16_t* w, const float* x, int64_t k);
+// y[i] += a * float(x[i]) for F16 x (attention's weighted sum of V rows); any n.
+using AxpyF16Fn = void (*)(float a, const uint16_t* x, float* y, int64_t n);
 
 struct KernelTable {
   Isa isa;
@@ -99,6 +101,7 @@ struct KernelTable {
   StreamReadFn stream_read;
   DotF32Fn dot_f32;
   DotF16Fn dot_f16;
+  AxpyF16Fn axpy_f16;
 };
 
 }  // namespace bitnet::kernels

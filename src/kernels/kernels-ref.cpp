@@ -120,11 +120,15 @@ float dot_f16_ref(const uint16_t* w, const float* x, int64_t k) {
   return s;
 }
 
+void axpy_f16_ref(float a, const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * fp16_to_fp32(x[i]);
+}
+
 }  // namespace
 
 extern const KernelTable kTableScalar = {Isa::Scalar,   quantize_ref, {matmul_ref, matmul_ref},
                                          int8_peak_ref, 64,           stream_read_ref,
-                                         dot_f32_ref,   dot_f16_ref};
+                                         dot_f32_ref,   dot_f16_ref,  axpy_f16_ref};
 
 void unpack_ternary(const TernaryMatrixView& w, int8_t* out) {
   for (int64_t row = 0; row < w.n; ++row) {

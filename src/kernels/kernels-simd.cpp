@@ -370,6 +370,14 @@ float dot_f16_simd(const uint16_t* w, const float* x, int64_t k) {
   return dot_rows(w, x, k, [](const uint16_t* p) { return load_f16(p); });
 }
 
+void axpy_f16_simd(float a, const uint16_t* x, float* y, int64_t n) {
+  const FVec av = fbroadcast(a);
+  int64_t i = 0;
+  for (; i + kFloatStep <= n; i += kFloatStep)
+    store_f32(y + i, fmadd(av, load_f16(x + i), load_f32(y + i)));
+  for (; i < n; ++i) y[i] += a * scalar_value(x[i]);
+}
+
 }  // namespace
 
 extern const KernelTable BITNET_TABLE_NAME;
@@ -381,6 +389,7 @@ const KernelTable BITNET_TABLE_NAME = {
     int64_t{kPeakChains} * kChunkBytes,
     stream_read_simd,
     dot_f32_simd,
-    dot_f16_simd};
+    dot_f16_simd,
+    axpy_f16_simd};
 
 }  // namespace bitnet::kernels

@@ -14,7 +14,7 @@
 //   dot4(acc, c, q4)       acc[r] += sum_j c[4r + j] * q4[j], codes unsigned, q4 int8
 //   store_rows(acc, ...)   epilogue of ternary-common.h for n_valid <= 16 rows
 //   Quantizer: FMax/absmax_step/reduce_max, ISum/quant_step/reduce_sum over kFloatStep floats.
-//   Float dots: FVec, load_f32, load_f16, fmadd, fadd, reduce_add over kFloatStep floats.
+//   Float dots: FVec, load_f32, load_f16, store_f32, fbroadcast, fmadd, fadd, reduce_add.
 #pragma once
 
 #include <cstdint>
@@ -155,6 +155,12 @@ static inline FVec load_f32(const float* p) {
 }
 static inline FVec load_f16(const uint16_t* p) {
   return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
+}
+static inline void store_f32(float* p, FVec v) {
+  _mm512_storeu_ps(p, v.v);
+}
+static inline FVec fbroadcast(float a) {
+  return {_mm512_set1_ps(a)};
 }
 static inline FVec fmadd(FVec a, FVec b, FVec acc) {
   return {_mm512_fmadd_ps(a.v, b.v, acc.v)};
@@ -300,6 +306,12 @@ static inline FVec load_f32(const float* p) {
 }
 static inline FVec load_f16(const uint16_t* p) {
   return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))};
+}
+static inline void store_f32(float* p, FVec v) {
+  _mm256_storeu_ps(p, v.v);
+}
+static inline FVec fbroadcast(float a) {
+  return {_mm256_set1_ps(a)};
 }
 static inline FVec fmadd(FVec a, FVec b, FVec acc) {
   return {_mm256_fmadd_ps(a.v, b.v, acc.v)};
@@ -451,6 +463,12 @@ static inline FVec load_f32(const float* p) {
 }
 static inline FVec load_f16(const uint16_t* p) {
   return {vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)))};
+}
+static inline void store_f32(float* p, FVec v) {
+  vst1q_f32(p, v.v);
+}
+static inline FVec fbroadcast(float a) {
+  return {vdupq_n_f32(a)};
 }
 static inline FVec fmadd(FVec a, FVec b, FVec acc) {
   return {vfmaq_f32(acc.v, a.v, b.v)};

@@ -102,16 +102,15 @@ void BitNetSession::attention(int64_t layer, int64_t n) {
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
   pool_.parallel_for(n * cfg_.n_head, [&](int64_t i0, int64_t i1, int thread) {
     float* scores = thread_scratch_.data() + scratch_stride_ * thread;
-    float* row = scores + n_ctx_;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i / cfg_.n_head, h = i % cfg_.n_head;
       const int64_t kvh = h / group, pos = n_past_ + t;
       const float* q = qkv_.data() + t * ld + h * hd;
+      const bool f16 = kv_.type() == KvType::F16;
       float mx = -INFINITY;
       for (int64_t j = 0; j <= pos; ++j) {
-        kv_.load_k(layer, j, kvh * hd, hd, row);
-        float dot = 0;
-        for (int64_t d = 0; d < hd; ++d) dot += q[d] * row[d];
+        const float dot = f16 ? kt_.dot_f16(kv_.k_f16(layer, j) + kvh * hd, q, hd)
+                              : kt_.dot_f32(kv_.k_f32(layer, j) + kvh * hd, q, hd);
         scores[j] = dot * scale;
         mx = std::max(mx, scores[j]);
       }
@@ -124,9 +123,13 @@ void BitNetSession::attention(int64_t layer, int64_t n) {
       std::fill(out, out + hd, 0.0f);
       const float inv = static_cast<float>(1.0 / sum);
       for (int64_t j = 0; j <= pos; ++j) {
-        kv_.load_v(layer, j, kvh * hd, hd, row);
         const float p = scores[j] * inv;
-        for (int64_t d = 0; d < hd; ++d) out[d] += p * row[d];
+        if (f16) {
+          kt_.axpy_f16(p, kv_.v_f16(layer, j) + kvh * hd, out, hd);
+        } else {
+          const float* vr = kv_.v_f32(layer, j) + kvh * hd;
+          for (int64_t d = 0; d < hd; ++d) out[d] += p * vr[d];
+        }
       }
     }
   });

@@ -68,3 +68,16 @@ const float* KvCache::v_f32(int64_t layer, int64_t pos) const {
 }
 
 }  // namespace bitnet::model
+
+namespace bitnet::model {
+
+const uint16_t* KvCache::k_f16(int64_t layer, int64_t pos) const {
+  return type_ == KvType::F16 ? reinterpret_cast<const uint16_t*>(k_.data() + offset(layer, pos))
+                              : nullptr;
+}
+const uint16_t* KvCache::v_f16(int64_t layer, int64_t pos) const {
+  return type_ == KvType::F16 ? reinterpret_cast<const uint16_t*>(v_.data() + offset(layer, pos))
+                              : nullptr;
+}
+
+}  // namespace bitnet::model

@@ -25,6 +25,9 @@ class KvCache {
   // Reads elements [off, off + len) of position pos of layer l into out (from F16 when needed).
   void load_k(int64_t layer, int64_t pos, int64_t off, int64_t len, float* out) const;
   void load_v(int64_t layer, int64_t pos, int64_t off, int64_t len, float* out) const;
+  // Direct F16 rows (only when type() == F16).
+  const uint16_t* k_f16(int64_t layer, int64_t pos) const;
+  const uint16_t* v_f16(int64_t layer, int64_t pos) const;
   // Direct F32 rows (only when type() == F32).
   const float* k_f32(int64_t layer, int64_t pos) const;
   const float* v_f32(int64_t layer, int64_t pos) const;
