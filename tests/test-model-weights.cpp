@@ -1,8 +1,8 @@
 // Loading models into the kernel layouts, and the prepared-model cache, on the reference fixtures
 // (../shared/reference/models): every encoding of the same weights must give the same packed
 // matrices; the cache must be hit when fresh and rebuilt when stale, truncated or corrupt.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -14,6 +14,7 @@
 
 #include "formats/ggml-types.h"
 #include "formats/tensor-codec.h"
+#include "model/dummy-model.h"
 #include "model/model-weights.h"
 #include "model/prepared-cache.h"
 
@@ -278,6 +279,60 @@ TEST(ModelWeights, NonTernaryWeightIsAClearError) {
     EXPECT_NE(msg.find("blk.2.ffn_up.weight"), std::string::npos) << msg;
     EXPECT_NE(msg.find(path), std::string::npos) << msg;
   }
+}
+
+}  // namespace
+}  // namespace bitnet::model
+
+namespace bitnet::model {
+namespace {
+
+int64_t rss_anon_kib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("RssAnon:", 0) == 0) return std::stoll(line.substr(8));
+  }
+  return -1;
+}
+
+TEST(ModelWeights, TwoBFourTShapedDummyLoadsWithoutCopyingWeightBytes) {
+  // The real 2B4T shapes (2.08 B ternary weights): a Q6_K embedding keeps the file at 0.8 GB.
+  TempDir tmp;
+  const std::string path = (tmp.path / "2b4t.gguf").string();
+  DummyOptions d;
+  d.embd_type = static_cast<uint32_t>(formats::GgmlType::Q6_K);
+  write_dummy_model(find_dummy_preset("2b4t"), d, path);
+  LoadOptions o;
+  o.cache = CacheMode::Auto;  // on by default for a model this large
+  o.cache_dir = (tmp.path / "cache").string();
+  {
+    const auto first = ModelWeights::load(path, o);
+    EXPECT_EQ(first->report().source, LoadReport::Source::CacheRebuilt)
+        << first->report().cache_reason;
+  }
+  const int64_t before = rss_anon_kib();
+  const auto m = ModelWeights::load(path, o);
+  const int64_t grown_kib = rss_anon_kib() - before;
+  ASSERT_EQ(m->report().source, LoadReport::Source::CacheHit) << m->report().cache_reason;
+  ASSERT_TRUE(m->file().is_mapped());
+  EXPECT_EQ(m->config().n_layer, 30);
+  EXPECT_EQ(m->config().n_embd, 2560);
+  // Every packed linear lives in the cache mapping, the embedding in the model file's mapping.
+  uint64_t packed = 0;
+  for (const PackedLinear* p : m->linears()) {
+    EXPECT_EQ(p->owned.bytes(), 0u) << p->name;
+    packed += p->view.group_bytes * static_cast<uint64_t>(p->view.groups());
+  }
+  EXPECT_GE(packed, uint64_t{416000000});  // 2.08 B weights at 1.6 (T1) or 2 (T2) bits each
+  const auto& embd = *m->token_embd().info;
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(m->file().data_offset() + embd.offset));
+  std::vector<char> head(256);
+  in.read(head.data(), 256);
+  EXPECT_EQ(std::memcmp(head.data(), embd.data, 256), 0);
+  // Anonymous (copied) memory: the norms in F32 (about 1 MB) and bookkeeping, not hundreds of MB.
+  EXPECT_LT(grown_kib, 32 * 1024) << "anonymous memory grew by " << grown_kib << " KiB";
 }
 
 }  // namespace
