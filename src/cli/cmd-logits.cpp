@@ -12,13 +12,14 @@
 #include "cli/cli-common.h"
 #include "cli/commands.h"
 #include "model/bitnet-b158.h"
+#include "model/tokenizer.h"
 
 namespace bitnet::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "logits -m MODEL --tokens 1,2,3 [--greedy N] [--kv f32|f16] [--no-act-quant] [-t N] [-c CTX] "
-    "-o PREFIX";
+    "logits -m MODEL (-p TEXT | --tokens 1,2,3) [--greedy N] [--kv f32|f16] [--no-act-quant]\n"
+    "      [-t N] [-c CTX] -o PREFIX";
 
 int64_t argmax(const float* v, int64_t n) {
   int64_t best = 0;
@@ -31,7 +32,8 @@ int64_t argmax(const float* v, int64_t n) {
 int cmd_logits(int argc, char** argv) {
   Args args(argc, argv, kUsage);
   CommonModelOptions mo;
-  std::string tokens_arg, prefix;
+  std::string tokens_arg, prefix, text;
+  bool have_text = false;
   int64_t greedy = 0;
   bool no_act_quant = false;
   while (args.more()) {
@@ -39,6 +41,9 @@ int cmd_logits(int argc, char** argv) {
     const std::string a = args.next();
     if (a == "--tokens") {
       tokens_arg = args.value(a);
+    } else if (a == "-p" || a == "--prompt") {
+      text = args.value(a);
+      have_text = true;
     } else if (a == "--greedy") {
       greedy = args.int_value(a, 0, 1 << 20);
     } else if (a == "--no-act-quant") {
@@ -52,13 +57,13 @@ int cmd_logits(int argc, char** argv) {
   if (mo.model.empty())
     throw std::invalid_argument("-m MODEL is required (usage: bitnet " + std::string(kUsage) + ")");
   if (prefix.empty()) throw std::invalid_argument("-o PREFIX is required");
-  if (tokens_arg.empty()) {
-    throw std::invalid_argument(
-        "--tokens is required (text prompts need the tokenizer, which this build lacks)");
+  if (tokens_arg.empty() == !have_text) {
+    throw std::invalid_argument("give exactly one of -p TEXT and --tokens 1,2,3");
   }
-  const std::vector<int32_t> tokens = parse_token_list(tokens_arg);
-
   const auto weights = load_model(mo);
+  const std::vector<int32_t> tokens =
+      have_text ? model::Tokenizer::from_gguf(weights->file()).encode(text, true, true)
+                : parse_token_list(tokens_arg);
   ThreadPool pool(mo.threads);
   model::SessionOptions so = mo.session_options();
   so.quantize_activations = !no_act_quant;
