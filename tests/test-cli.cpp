@@ -8,12 +8,17 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "formats/ggml-types.h"
+#include "formats/gguf.h"
 
 extern char** environ;
 
@@ -203,3 +208,106 @@ TEST(Cli, UnknownCommandExits2) {
 }
 
 }  // namespace
+
+namespace bitnet {
+namespace {
+
+// A copy of tiny-b158.i2_s.gguf with one change, written to `dir`; `edit` may change a key's value
+// (set it again on the writer), drop a tensor (return false) or replace its dims.
+using KvEdit = std::function<void(formats::GgufWriter&)>;
+using TensorEdit = std::function<bool(const formats::GgufTensorInfo&, std::vector<int64_t>& dims)>;
+
+std::string edited_fixture(const fs::path& dir, const std::string& name, const KvEdit& kv_edit,
+                           const TensorEdit& tensor_edit) {
+  const auto src =
+      formats::GgufFile::open((reference_dir() / "models" / "tiny-b158.i2_s.gguf").string());
+  formats::GgufWriter w;
+  for (const auto& kv : src.kvs()) w.set(kv.key, kv.value);
+  if (kv_edit) kv_edit(w);
+  std::vector<std::vector<uint8_t>> keep;
+  for (const auto& t : src.tensors()) {
+    std::vector<int64_t> dims(t.dims.begin(), t.dims.begin() + t.n_dims);
+    if (tensor_edit && !tensor_edit(t, dims)) continue;
+    const size_t bytes =
+        formats::ggml_tensor_bytes(t.type, dims.data(), static_cast<int>(dims.size()));
+    keep.emplace_back(bytes, uint8_t{0});
+    std::memcpy(keep.back().data(), t.data, std::min(bytes, t.size));
+    w.add_tensor(t.name, t.type, dims, std::span<const uint8_t>(keep.back()));
+  }
+  const std::string path = (dir / name).string();
+  w.write(path);
+  return path;
+}
+
+void expect_clear_failure(const std::vector<std::string>& args, const std::string& must_mention) {
+  const Result r = run_bitnet(args);
+  ASSERT_TRUE(r.exited) << "crashed: " << r.err;
+  EXPECT_NE(r.code, 0) << r.out;
+  EXPECT_NE(r.err.find(must_mention), std::string::npos) << "stderr: " << r.err;
+  EXPECT_EQ(r.err.find("terminate called"), std::string::npos) << r.err;
+}
+
+TEST(RunBadInput, EachIsAClearErrorAndANonZeroExit) {
+  const fs::path fixture = reference_dir() / "models" / "tiny-b158.i2_s.gguf";
+  REQUIRE_FIXTURE(fixture);
+  TempDir tmp;
+  const std::string unknown_arch =
+      edited_fixture(tmp.path(), "arch.gguf",
+                     [](formats::GgufWriter& w) { w.set("general.architecture", "gpt9"); }, {});
+  expect_clear_failure({"run", "-m", unknown_arch, "-p", "hi", "-n", "2"},
+                       "unknown architecture 'gpt9'");
+
+  const std::string missing = edited_fixture(
+      tmp.path(), "missing.gguf", {}, [](const formats::GgufTensorInfo& t, std::vector<int64_t>&) {
+        return t.name != "blk.1.ffn_down.weight";
+      });
+  expect_clear_failure({"run", "-m", missing, "-p", "hi", "-n", "2"},
+                       "blk.1.ffn_down.weight' is missing");
+
+  const std::string shape = edited_fixture(
+      tmp.path(), "shape.gguf", {}, [](const formats::GgufTensorInfo& t, std::vector<int64_t>& d) {
+        if (t.name == "blk.0.attn_norm.weight") d = {128};
+        return true;
+      });
+  expect_clear_failure({"run", "-m", shape, "-p", "hi", "-n", "2"}, "blk.0.attn_norm.weight");
+
+  const std::string vocab = edited_fixture(
+      tmp.path(), "vocab.gguf",
+      [](formats::GgufWriter& w) { w.set("bitnet-b1.58.vocab_size", uint32_t{5000}); }, {});
+  expect_clear_failure({"run", "-m", vocab, "-p", "hi", "-n", "2"}, "token_embd.weight");
+
+  expect_clear_failure({"run", "-m", fixture.string(), "-c", "4", "-p",
+                        "The quick brown fox jumps over the lazy dog.", "-n", "2"},
+                       "the context holds 4");
+  expect_clear_failure(
+      {"logits", "-m", fixture.string(), "--tokens", "1,99999", "-o", (tmp.path() / "x").string()},
+      "outside the vocabulary");
+  expect_clear_failure({"run", "-m", (tmp.path() / "nope.gguf").string(), "-p", "hi"}, "nope.gguf");
+}
+
+TEST(Run, GreedyContinuationOfTheReferencePrompt) {
+  const fs::path fixture = reference_dir() / "models" / "tiny-b158.i2_s.gguf";
+  REQUIRE_FIXTURE(fixture);
+  const Result r =
+      run_bitnet({"run", "-m", fixture.string(), "-p",
+                  "The quick brown fox jumps over the lazy dog.", "-n", "16", "--temp", "0"});
+  ASSERT_TRUE(r.exited);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string want = "The quick brown fox jumps over the lazy dog.";
+  for (int i = 0; i < 16; ++i) want += " List";  // the reference's greedy text
+  EXPECT_EQ(r.out, want + "\n");
+  EXPECT_NE(r.err.find("generation: 16 tokens"), std::string::npos) << r.err;
+}
+
+TEST(Tokenize, ReferencePromptIds) {
+  const fs::path fixture = reference_dir() / "models" / "tiny-b158.i2_s.gguf";
+  REQUIRE_FIXTURE(fixture);
+  const Result r = run_bitnet(
+      {"tokenize", "-m", fixture.string(), "-p", "The quick brown fox jumps over the lazy dog."});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "4096 791 4062 293 654 77 282 78 87 503 1538 82 927 279 1208 89 88 294 540 13\n");
+}
+
+}  // namespace
+}  // namespace bitnet
