@@ -169,11 +169,7 @@ static inline FVec fadd(FVec a, FVec b) {
   return {_mm512_add_ps(a.v, b.v)};
 }
 static inline float reduce_add(FVec a) {
-  alignas(64) float t[16];
-  _mm512_store_ps(t, a.v);
-  float s = 0;
-  for (float x : t) s += x;
-  return s;
+  return _mm512_reduce_add_ps(a.v);
 }
 
 #elif BITNET_SIMD_AVX2
@@ -320,11 +316,10 @@ static inline FVec fadd(FVec a, FVec b) {
   return {_mm256_add_ps(a.v, b.v)};
 }
 static inline float reduce_add(FVec a) {
-  alignas(32) float t[8];
-  _mm256_store_ps(t, a.v);
-  float s = 0;
-  for (float x : t) s += x;
-  return s;
+  __m128 v = _mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+  v = _mm_add_ss(v, _mm_movehdup_ps(v));
+  return _mm_cvtss_f32(v);
 }
 
 #elif BITNET_SIMD_NEON
