@@ -1,0 +1,283 @@
+// bitnet bench: prompt and generation speed of a model with latency percentiles, peak memory and
+// ratios to this machine's limits measured in the same run (model/bench.h); target checks,
+// regression detection against a baseline, a history with its trend, and an SVG plot.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cli/cli-common.h"
+#include "cli/commands.h"
+#include "model/bench-compare.h"
+#include "model/bench-plot.h"
+#include "model/bench.h"
+
+namespace bitnet::cli {
+namespace {
+
+constexpr const char* kUsage =
+    "bench -m MODEL [-p 128,512] [-n 32,128] [-t 1,2] [-r REPS] [-b BATCH] [--json|--md]\n"
+    "      [--targets FILE] [--compare BASELINE.json] [--history DIR] [--plot OUT.svg]\n"
+    "      [--gen-prompt N] [--seed S] [--no-limits] [--kv f16|f32] [--layout t1|t2] [--no-cache]";
+
+constexpr int kExitTargetMissed = 3;
+constexpr int kExitRegression = 4;
+
+std::vector<int64_t> parse_int_list(const std::string& flag, const std::string& s, int64_t lo) {
+  std::vector<int64_t> out;
+  if (s.empty()) return out;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = s.find(',', start);
+    const std::string part = s.substr(start, comma == std::string::npos ? comma : comma - start);
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (part.empty() || used != part.size() || v < lo || v > (int64_t{1} << 24)) {
+      throw std::invalid_argument(flag + ": '" + part + "' is not an integer >= " +
+                                  std::to_string(lo) + " (expected a list such as 1,2)");
+    }
+    out.push_back(v);
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
+nlohmann::json read_json_file(const std::string& path, const char* what) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument(std::string(what) + " '" + path + "' cannot be opened");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(std::string(what) + " '" + path + "' is not JSON: " + e.what());
+  }
+}
+
+std::string cell(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+// Table rows as cells; --md joins them with pipes, the default pads columns.
+void print_table(const model::BenchReport& r, bool markdown) {
+  const std::vector<std::string> head = {
+      "test",        "t/s (mean +- sd)", "t/s median", "TTFT ms", "step ms P50/P95/P99",
+      "peak RSS MB", "MB/token",         "roofline"};
+  std::vector<std::vector<std::string>> rows;
+  for (const model::BenchResult& b : r.results) {
+    const bool tg = b.kind == "tg";
+    const double roof = b.roofline_percent();
+    rows.push_back(
+        {b.name(), cell("%.2f", b.mean_tps()) + " +- " + cell("%.2f", b.sd_tps()),
+         cell("%.2f", b.median_tps()), cell("%.2f", b.median_ttft_ms()),
+         tg ? cell("%.3f", b.latency_ms(0.5)) + " / " + cell("%.3f", b.latency_ms(0.95)) + " / " +
+                  cell("%.3f", b.latency_ms(0.99))
+            : "-",
+         cell("%.1f", static_cast<double>(b.peak_rss_bytes) / 1e6),
+         tg ? cell("%.2f", b.bytes_per_token / 1e6) : "-",
+         roof > 0 ? cell("%.0f%%", roof) + (tg ? " of read bw" : " of int8 peak") : "-"});
+  }
+  std::printf("bitnet bench %s | %s | %s (%d hw threads), kernels %s, layout %s | %d reps\n",
+              r.tool_version.c_str(),
+              r.model_name.empty() ? r.model_path.c_str() : r.model_name.c_str(),
+              r.machine.cpu.c_str(), r.machine.hardware_threads, r.machine.isa.c_str(),
+              r.machine.layout.c_str(), r.params.reps);
+  if (markdown) {
+    std::string line = "|", sep = "|";
+    for (const auto& h : head) {
+      line += " " + h + " |";
+      sep += "---|";
+    }
+    std::printf("\n%s\n%s\n", line.c_str(), sep.c_str());
+    for (const auto& row : rows) {
+      line = "|";
+      for (const auto& c : row) line += " " + c + " |";
+      std::printf("%s\n", line.c_str());
+    }
+    return;
+  }
+  std::vector<size_t> w(head.size());
+  for (size_t i = 0; i < head.size(); ++i) w[i] = head[i].size();
+  for (const auto& row : rows)
+    for (size_t i = 0; i < row.size(); ++i) w[i] = std::max(w[i], row[i].size());
+  auto print_row = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      const std::string pad(w[i] - row[i].size(), ' ');
+      line += (i == 0 ? row[i] + pad : pad + row[i]) + (i + 1 < row.size() ? "  " : "");
+    }
+    std::printf("%s\n", line.c_str());
+  };
+  print_row(head);
+  for (const auto& row : rows) print_row(row);
+}
+
+int cmd_bench(int argc, char** argv) {
+  Args args(argc, argv, kUsage);
+  CommonModelOptions mo;
+  model::BenchParams p;
+  bool json_out = false, md_out = false;
+  std::string targets_path, compare_path, history_dir, plot_path;
+  while (args.more()) {
+    const std::string a = args.peek();
+    if (a == "-t" || a == "--threads") {
+      args.next();
+      p.threads.clear();
+      for (int64_t t : parse_int_list(a, args.value(a), 1))
+        p.threads.push_back(static_cast<int>(t));
+      continue;
+    }
+    if (a == "-c" || a == "--ctx-size") {
+      throw std::invalid_argument("-c: bench sizes the context from -p, -n and --gen-prompt");
+    }
+    if (mo.parse(args)) continue;
+    args.next();
+    if (a == "-p" || a == "--n-prompt") {
+      p.n_prompt = parse_int_list(a, args.value(a), 1);
+    } else if (a == "-n" || a == "--n-gen") {
+      p.n_gen = parse_int_list(a, args.value(a), 1);
+    } else if (a == "-r" || a == "--repetitions") {
+      p.reps = static_cast<int>(args.int_value(a, 1, 10000));
+    } else if (a == "-b" || a == "--batch-size") {
+      p.max_batch = args.int_value(a, 1, int64_t{1} << 20);
+    } else if (a == "--gen-prompt") {
+      p.gen_prompt = args.int_value(a, 0, int64_t{1} << 24);
+    } else if (a == "--seed") {
+      p.seed = static_cast<uint64_t>(args.int_value(a, 0, INT64_MAX));
+    } else if (a == "--no-limits") {
+      p.measure_limits = false;
+    } else if (a == "--json") {
+      json_out = true;
+    } else if (a == "--md") {
+      md_out = true;
+    } else if (a == "--targets") {
+      targets_path = args.value(a);
+    } else if (a == "--compare") {
+      compare_path = args.value(a);
+    } else if (a == "--history") {
+      history_dir = args.value(a);
+    } else if (a == "--plot") {
+      plot_path = args.value(a);
+    } else {
+      args.unknown(a);
+    }
+  }
+  if (mo.model.empty())
+    throw std::invalid_argument("-m MODEL is required (usage: bitnet " + std::string(kUsage) + ")");
+  if (json_out && md_out) throw std::invalid_argument("--json and --md exclude each other");
+  p.kv = mo.kv;
+  if (const char* inj = std::getenv("BITNET_BENCH_INJECT_SLOWDOWN"); inj && *inj) {
+    char* end = nullptr;
+    p.inject_slowdown = std::strtod(inj, &end);
+    if (*end != '\0' || !(p.inject_slowdown >= 0 && p.inject_slowdown <= 100)) {
+      throw std::invalid_argument(
+          "BITNET_BENCH_INJECT_SLOWDOWN: expected a number in [0, 100], "
+          "found '" +
+          std::string(inj) + "'");
+    }
+    std::fprintf(stderr,
+                 "WARNING: BITNET_BENCH_INJECT_SLOWDOWN=%g: test hook, every timed step is "
+                 "stretched by this fraction; these numbers are not the engine's speed\n",
+                 p.inject_slowdown);
+  }
+  // Read the inputs that can be wrong before the minutes of measuring.
+  model::Targets targets;
+  if (!targets_path.empty())
+    targets = model::targets_from_json(read_json_file(targets_path, "targets file"));
+  std::optional<model::BenchReport> baseline;
+  if (!compare_path.empty()) {
+    try {
+      baseline = model::report_from_json(read_json_file(compare_path, "baseline"));
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(compare_path + ": " + e.what());
+    }
+  }
+
+  const auto weights = load_model(mo);
+  model::BenchReport report = model::run_bench(*weights, mo.model, p, [](const std::string& t) {
+    std::fprintf(stderr, "bench: %s\n", t.c_str());
+  });
+  report.tool_version = BITNET_VERSION;
+
+  if (json_out) {
+    std::printf("%s\n", model::to_json(report).dump(1).c_str());
+  } else {
+    print_table(report, md_out);
+  }
+  std::FILE* notes = json_out ? stderr : stdout;  // keep stdout pure JSON under --json
+
+  int rc = 0;
+  if (!targets_path.empty()) {
+    const auto misses = model::meets_targets(report, targets);
+    std::fprintf(notes, "\ntargets (%s): %s\n", targets_path.c_str(),
+                 misses.empty() ? "all met" : "MISSED");
+    for (const auto& m : misses) std::fprintf(notes, "  %s\n", m.describe().c_str());
+    if (!misses.empty()) rc = kExitTargetMissed;
+  }
+  if (baseline) {
+    const auto cmp = model::compare_reports(report, *baseline);
+    std::fprintf(notes,
+                 "\ncompare with %s (%s): regression = slower than 95%% of the baseline with "
+                 "one-sided Mann-Whitney p < 0.05\n",
+                 compare_path.c_str(), baseline->timestamp.c_str());
+    std::fprintf(notes, "  %-12s %12s %12s %8s %8s %9s  %s\n", "test", "base t/s", "now t/s",
+                 "ratio", "HL ratio", "p", "verdict");
+    for (const auto& c : cmp) {
+      if (!c.in_baseline) {
+        std::fprintf(notes, "  %-12s %12s %12.2f  (not in the baseline)\n", c.test.c_str(), "-",
+                     c.current_median_tps);
+        continue;
+      }
+      std::fprintf(notes, "  %-12s %12.2f %12.2f %8.3f %8.3f %9.2g%s %s\n", c.test.c_str(),
+                   c.baseline_median_tps, c.current_median_tps, c.check.ratio_median,
+                   c.check.ratio_hl, c.check.p_value, c.check.exact ? " " : "~",
+                   model::verdict_name(c.check.verdict));
+    }
+    std::fprintf(notes, "  (p: exact; ~: normal approximation)\n");
+    if (model::any_regression(cmp)) rc = kExitRegression;
+  }
+  std::vector<model::BenchReport> history;
+  if (!history_dir.empty()) {
+    const std::string path = model::append_history(history_dir, report);
+    history = model::load_history(history_dir);
+    std::fprintf(notes, "\nhistory: %s written; %zu runs in %s\n", path.c_str(), history.size(),
+                 history_dir.c_str());
+    std::fprintf(notes, "  %-12s %5s %14s %16s  medians t/s (oldest first)\n", "test", "runs",
+                 "slope %/run", "last / median");
+    for (const auto& t : model::history_trends(history)) {
+      std::string series;
+      for (double m : t.medians) series += cell(" %.4g", m);
+      std::fprintf(notes, "  %-12s %5d %+14.2f %16.3f %s\n", t.test.c_str(), t.runs,
+                   t.slope_percent_per_run, t.last_vs_median, series.c_str());
+    }
+    std::fprintf(notes, "  (slope: Theil-Sen over run index, in %% of the series' median)\n");
+  }
+  if (!plot_path.empty()) {
+    std::ofstream out(plot_path);
+    out << model::bench_svg(report, history, baseline ? &*baseline : nullptr);
+    if (!out) throw std::runtime_error(plot_path + ": cannot write the plot");
+    std::fprintf(notes, "plot: %s\n", plot_path.c_str());
+  }
+  return rc;
+}
+
+}  // namespace
+
+BITNET_COMMAND("bench", kUsage,
+               "prompt (pp) and generation (tg) tokens/s over repetitions, time to first token,\n"
+               "decode-step latency P50/P95/P99, peak RSS, bytes per token and % of this\n"
+               "machine's read bandwidth (tg) or int8 peak (pp) measured in the same run.\n"
+               "--targets: exit 3 when a target is missed; --compare: exit 4 on a confirmed\n"
+               "regression (> 5% slower, Mann-Whitney p < 0.05); see docs/PERFORMANCE.md",
+               cmd_bench);
+
+}  // namespace bitnet::cli
