@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -17,13 +18,18 @@
 #include <vector>
 
 #include "core/fp16.h"
+#include "core/thread-pool.h"
+#include "fixture-hf-tokenizer.h"
 #include "fixture-safetensors.h"
 #include "formats/ggml-types.h"
 #include "formats/gguf.h"
 #include "formats/tensor-codec.h"
+#include "model/bitnet-b158.h"
 #include "model/hf-checkpoint.h"
 #include "model/hf-convert.h"
 #include "model/model-config.h"
+#include "model/model-weights.h"
+#include "model/tokenizer.h"
 
 namespace bitnet::model {
 namespace {
@@ -416,6 +422,83 @@ TEST_F(HfCheckpointTest, ConfigErrors) {
   expect_open_error(dir_, {"hidden_size", "missing"});
   std::ofstream(dir_ / "config.json") << "{ nope";
   expect_open_error(dir_, {"config.json", "not valid JSON"});
+}
+
+// Logits of every position for a few tokens.
+std::vector<float> run_tokens(const ModelWeights& w) {
+  ThreadPool pool(1);
+  SessionOptions so;
+  so.n_ctx = 16;
+  BitNetSession session(w, so, pool);
+  const std::vector<int32_t> tokens = {4096, 9, 1917, 4105, 3};
+  std::vector<float> logits(tokens.size() * static_cast<size_t>(w.config().n_vocab));
+  session.eval(tokens, logits.data(), true);
+  return logits;
+}
+
+// ModelWeights::load(HF directory): converted into the cache directory once, identical to the
+// explicitly converted GGUF, reused while current, converted again when config.json changes.
+TEST_F(HfCheckpointTest, DirectoryLoadsThroughACachedConversion) {
+  if (!std::filesystem::exists(test::reference_tokenizer_dir() / "llama3-bpe-4112.gguf")) {
+    GTEST_SKIP() << "reference data not found at " << test::reference_tokenizer_dir().string();
+  }
+  Shape s;
+  s.n_vocab = 4112;
+  write(Kind::BitNet2B4T, s);
+  test::write_llama3_tokenizer(dir_, test::MergeForm::Pairs);
+  const std::filesystem::path cache = dir_.string() + "-cache";
+  const std::filesystem::path explicit_gguf = dir_.string() + "-explicit.gguf";
+  std::filesystem::remove_all(cache);
+  LoadOptions o;
+  o.cache_dir = cache.string();
+  o.layout = kernels::TernaryLayout::T2;
+
+  const auto direct = ModelWeights::load(dir_.string(), o);
+  const LoadReport& rep = direct->report();
+  EXPECT_TRUE(rep.hf_converted);
+  EXPECT_EQ(std::filesystem::path(rep.hf_gguf).parent_path(), cache);
+  EXPECT_THAT(std::filesystem::path(rep.hf_gguf).filename().string(),
+              ::testing::StartsWith(dir_.filename().string() + "."));
+  EXPECT_EQ(direct->file().path(), rep.hf_gguf);
+
+  {
+    const HfCheckpoint ck = HfCheckpoint::open(dir_.string());
+    formats::GgufWriter w;
+    ASSERT_TRUE(add_hf_checkpoint(ck, {}, w).tokenizer.has_value());
+    w.write(explicit_gguf.string());
+  }
+  const auto converted = ModelWeights::load(explicit_gguf.string(), o);
+  EXPECT_TRUE(converted->report().hf_gguf.empty());
+  EXPECT_EQ(run_tokens(*direct), run_tokens(*converted));
+
+  // The tokenizer travelled with it.
+  const Tokenizer tok = Tokenizer::from_gguf(direct->file());
+  EXPECT_EQ(tok.bos(), 4096);
+  EXPECT_EQ(tok.eot(), 4105);
+  for (const auto& v : test::read_tokenizer_vectors("llama3-bpe-4112")) {
+    EXPECT_EQ(tok.encode(v.text, false, false), v.ids) << "'" << v.text << "'";
+  }
+
+  const auto mtime = std::filesystem::last_write_time(rep.hf_gguf);
+  const auto again = ModelWeights::load(dir_.string(), o);
+  EXPECT_FALSE(again->report().hf_converted);
+  EXPECT_EQ(again->report().hf_gguf, rep.hf_gguf);
+  EXPECT_EQ(std::filesystem::last_write_time(rep.hf_gguf), mtime);
+
+  const auto config = dir_ / "config.json";
+  std::filesystem::last_write_time(
+      config, std::filesystem::last_write_time(config) + std::chrono::seconds(5));
+  const auto touched = ModelWeights::load(dir_.string(), o);
+  EXPECT_TRUE(touched->report().hf_converted);
+  EXPECT_EQ(touched->report().hf_gguf, rep.hf_gguf);  // replaced in place
+  EXPECT_NE(std::filesystem::last_write_time(rep.hf_gguf), mtime);
+  EXPECT_EQ(run_tokens(*touched), run_tokens(*converted));
+  size_t files = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(cache)) ++files;
+  EXPECT_EQ(files, 1u);  // no temporary or stale conversion left behind
+
+  std::filesystem::remove_all(cache);
+  std::filesystem::remove(explicit_gguf);
 }
 
 }  // namespace

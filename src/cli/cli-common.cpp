@@ -104,6 +104,11 @@ std::unique_ptr<model::ModelWeights> load_model(const CommonModelOptions& o) {
                r.seconds, how, kernels::layout_name(w->layout()),
                kernels::isa_name(kernels::active_kernels().isa),
                r.cache_reason.empty() ? "" : "; cache: ", r.cache_reason.c_str());
+  if (!r.hf_gguf.empty()) {
+    std::fprintf(stderr, "%s Hugging Face directory %s as %s\n",
+                 r.hf_converted ? "converted" : "using the conversion of", o.model.c_str(),
+                 r.hf_gguf.c_str());
+  }
   return w;
 }
 

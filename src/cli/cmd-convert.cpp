@@ -86,20 +86,27 @@ void convert(const std::string& in_dir, const std::string& out_path, model::HfCo
     std::fflush(stderr);
   };
   formats::GgufWriter writer;
-  model::add_hf_checkpoint(ck, opt, writer);
+  const model::HfConvertResult result = model::add_hf_checkpoint(ck, opt, writer);
   writer.write(out_path);
   std::fprintf(stderr, "\nconvert: wrote %s (%zu tensors)\n", out_path.c_str(),
                ck.tensors().size());
-  std::fprintf(stderr,
-               "convert: note: no tokenizer.ggml.* keys are written (tokenizer conversion is not "
-               "implemented yet)\n");
+  if (const auto& t = result.tokenizer) {
+    std::fprintf(stderr, "convert: tokenizer: %s%s%s, %zu tokens (%zu padding), %zu merges\n",
+                 t->model.c_str(), t->pre.empty() ? "" : ", pre ", t->pre.c_str(), t->n_tokens,
+                 t->n_padding, t->n_merges);
+  } else {
+    std::fprintf(stderr,
+                 "convert: note: %s has no tokenizer.json; the GGUF has no tokenizer.ggml.* keys\n",
+                 in_dir.c_str());
+  }
 }
 
 }  // namespace
 
 BITNET_COMMAND("convert", kUsage,
                "convert a Hugging Face BitNet checkpoint (BitNetForCausalLM, BitnetForCausalLM,\n"
-               "LlamaForCausalLM with a bitnet quantization_config) to GGUF, tensor by tensor;\n"
+               "LlamaForCausalLM with a bitnet quantization_config) to GGUF, tensor by tensor,\n"
+               "with the tokenizer from tokenizer.json (byte-level BPE or SentencePiece-style);\n"
                "packed uint8 weights are unpacked, bf16/f16/f32 master weights ternarised with\n"
                "absmean; default --type i2_s --embd-type f16",
                cmd_convert);

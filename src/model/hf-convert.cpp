@@ -1,8 +1,15 @@
 #include "model/hf-convert.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
+#include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "formats/tensor-codec.h"
@@ -38,8 +45,8 @@ void check_shape(const HfTensor& t, uint32_t type) {
 
 }  // namespace
 
-void add_hf_checkpoint(const HfCheckpoint& ck, const HfConvertOptions& opt,
-                       formats::GgufWriter& w) {
+HfConvertResult add_hf_checkpoint(const HfCheckpoint& ck, const HfConvertOptions& opt,
+                                  formats::GgufWriter& w) {
   const uint32_t tt = opt.ternary_type, et = opt.embedding_type;
   if (tt != id(GgmlType::I2_S) && tt != id(GgmlType::TQ2_0) && tt != id(GgmlType::TQ1_0)) {
     throw std::invalid_argument("ternary type " + formats::ggml_type_name(tt) +
@@ -60,6 +67,8 @@ void add_hf_checkpoint(const HfCheckpoint& ck, const HfConvertOptions& opt,
   if (dir.filename().empty()) dir = dir.parent_path();  // "model/" -> "model"
   w.set("general.name", dir.filename().string());
   w.set("general.source.hf_architecture", ck.hf_architecture());
+  HfConvertResult result;
+  result.tokenizer = add_hf_tokenizer(ck.dir(), ck.config().n_vocab, w);
 
   const size_t count = ck.tensors().size();
   for (size_t i = 0; i < count; ++i) {
@@ -101,6 +110,95 @@ void add_hf_checkpoint(const HfCheckpoint& ck, const HfConvertOptions& opt,
         break;
     }
   }
+  return result;
+}
+
+namespace {
+
+// Bump when the conversion's output changes, so that cached conversions are redone.
+constexpr const char* kConverterVersion = "hf-convert 1";
+
+uint64_t fnv1a(std::string_view s, uint64_t h = 0xcbf29ce484222325ull) {
+  for (const char c : s) h = (h ^ static_cast<uint8_t>(c)) * 0x100000001b3ull;
+  return h;
+}
+
+std::string hex16(uint64_t h) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+// The files whose content the conversion reads.
+bool is_source_file(const std::string& name) {
+  return name == "config.json" || name == "tokenizer.json" || name == "tokenizer_config.json" ||
+         name == "chat_template.jinja" || name.ends_with(".safetensors") ||
+         name.ends_with(".safetensors.index.json");
+}
+
+std::string source_stamp(const std::filesystem::path& abs_dir) {
+  std::vector<std::string> lines;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(abs_dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!is_source_file(name) || !e.is_regular_file()) continue;
+    const auto mtime = std::filesystem::last_write_time(e.path()).time_since_epoch();
+    lines.push_back(
+        name + " " + std::to_string(e.file_size()) + " " +
+        std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(mtime).count()));
+  }
+  if (ec) throw std::runtime_error(abs_dir.string() + ": cannot list: " + ec.message());
+  std::sort(lines.begin(), lines.end());
+  std::string text = std::string(kConverterVersion) + "\n" + abs_dir.string() + "\n";
+  for (const std::string& l : lines) text += l + "\n";
+  return hex16(fnv1a(text));
+}
+
+bool is_current(const std::string& gguf, const std::string& stamp) {
+  if (!std::filesystem::exists(gguf)) return false;
+  try {
+    const formats::GgufFile f = formats::GgufFile::open(gguf);
+    const formats::GgufValue* v = f.find(kHfSourceStampKey);
+    return v && v->is<std::string>() && v->as<std::string>() == stamp;
+  } catch (const std::exception&) {
+    return false;  // unreadable: converted again
+  }
+}
+
+}  // namespace
+
+HfCachedGguf hf_dir_to_cached_gguf(const std::string& dir, const std::string& cache_dir) {
+  namespace fs = std::filesystem;
+  fs::path abs = fs::absolute(fs::path(dir)).lexically_normal();
+  if (abs.filename().empty()) abs = abs.parent_path();  // "model/" -> "model"
+  HfCachedGguf out;
+  out.path =
+      (fs::path(cache_dir) / (abs.filename().string() + "." + hex16(fnv1a(abs.string())) + ".gguf"))
+          .string();
+  const std::string stamp = source_stamp(abs);
+  if (is_current(out.path, stamp)) return out;
+
+  const HfCheckpoint ck = HfCheckpoint::open(abs.string());
+  formats::GgufWriter w;
+  add_hf_checkpoint(ck, HfConvertOptions{}, w);
+  w.set(kHfSourceStampKey, stamp);
+  std::error_code ec;
+  fs::create_directories(cache_dir, ec);
+  if (ec)
+    throw std::runtime_error(cache_dir + ": cannot create the cache directory: " + ec.message());
+  // A name of this process's own, renamed over the final one: concurrent loads never see a
+  // partial file, and one that has the old file mapped keeps reading the old one.
+  const std::string tmp = out.path + "." + std::to_string(::getpid()) + ".partial";
+  w.write(tmp);
+  fs::rename(tmp, out.path, ec);
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw std::runtime_error(out.path +
+                             ": cannot rename the converted file into place: " + ec.message());
+  }
+  out.converted = true;
+  return out;
 }
 
 }  // namespace bitnet::model

@@ -53,6 +53,7 @@ struct LoadOptions {
   // Prepared-model cache: Auto uses it when the ternary weights exceed cache_min_bytes.
   CacheMode cache = CacheMode::Auto;
   uint64_t cache_min_bytes = uint64_t{64} << 20;
+  // Prepared caches and converted Hugging Face directories.
   std::string cache_dir;  // empty: $BITNET_CACHE_DIR, else $XDG_CACHE_HOME/bitnet-cxx, else
                           // ~/.cache/bitnet-cxx
   size_t mmap_threshold = formats::MappedFile::kDefaultMmapThreshold;
@@ -63,14 +64,18 @@ struct LoadReport {
   enum class Source { Packed, CacheHit, CacheRebuilt } source = Source::Packed;
   std::string cache_path;    // empty when no cache was involved
   std::string cache_reason;  // why a cache was (re)built or skipped
-  double seconds = 0;
+  double seconds = 0;        // conversion of a Hugging Face directory included
   uint64_t packed_bytes = 0;
+  std::string hf_gguf;        // the converted GGUF when a Hugging Face directory was loaded
+  bool hf_converted = false;  // converted by this load (absent or stale before)
 };
 
 class ModelWeights {
  public:
   // Opens the GGUF file, validates it against its architecture (throws std::invalid_argument
-  // listing the problems, naming the file) and prepares every tensor.
+  // listing the problems, naming the file) and prepares every tensor. A directory holding a
+  // Hugging Face checkpoint is first converted into the cache directory (cache_dir, also with
+  // CacheMode::Off) unless a current conversion is there (hf-convert.h: hf_dir_to_cached_gguf).
   static std::unique_ptr<ModelWeights> load(const std::string& path,
                                             const LoadOptions& options = {});
 
