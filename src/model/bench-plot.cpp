@@ -92,12 +92,12 @@ std::string bar_panel(const BenchReport& r, const std::string& kind, double top)
                 kWidth - kLeft - kRight,
                 kPanelH - kTop - kBottom,
                 0,
-                nice_ceiling(std::max(hi, 1e-9))};
+                nice_ceiling(std::max(hi * 1.1, 1e-9))};  // headroom for the value labels
   std::string s;
   axes(s, f,
        kind == "pp" ? "Prompt processing (median of repetitions, +- 1 sd)"
                     : "Generation (median of repetitions, +- 1 sd)",
-       "tokens / s", 5, "%.4g");
+       "tokens / s", 5, f.hi >= 50 ? "%.0f" : "%.3g");
   const double group_w = f.w / static_cast<double>(sizes.size());
   const double bar_w = group_w * 0.7 / static_cast<double>(threads.size());
   size_t gi = 0;
@@ -116,7 +116,8 @@ std::string bar_panel(const BenchReport& r, const std::string& kind, double top)
              fmt("%.1f", f.y(std::max(0.0, m - sd))) + "' y2='" + fmt("%.1f", f.y(m + sd)) +
              "' stroke='#000'/>\n";
         s += "<text x='" + fmt("%.1f", cx) + "' y='" + fmt("%.1f", f.y(m + sd) - 4) +
-             "' font-size='10' text-anchor='middle'>" + fmt("%.4g", m) + "</text>\n";
+             "' font-size='10' text-anchor='middle'>" + fmt(m >= 100 ? "%.0f" : "%.3g", m) +
+             "</text>\n";
       }
       ++ti;
     }
