@@ -21,6 +21,7 @@
 #include "core/aligned-buffer.h"
 #include "core/thread-pool.h"
 #include "kernels/ternary-matmul.h"
+#include "model/bitnet-b158-ops.h"
 #include "model/kv-cache.h"
 #include "model/model-weights.h"
 
@@ -54,7 +55,6 @@ class BitNetSession {
   void eval_batch(const int32_t* tokens, int64_t n, float* logits, bool all_logits);
   void bitlinear(const PackedLinear& w, size_t dense_index, const float* in, int64_t n, float* out);
   void attention(int64_t layer, int64_t n);
-  void lm_head(const float* xn, float* logits);
 
   const ModelWeights& w_;
   const ModelConfig& cfg_;
@@ -67,9 +67,7 @@ class BitNetSession {
   std::vector<double> inv_freq_;  // rope: base^(-2i/rope_dim)
   // Activations for max_batch tokens.
   AlignedBuffer<float> x_, h_, qkv_, attn_, tmp_, gate_up_, act_;
-  AlignedBuffer<int8_t> q8_;
-  AlignedBuffer<float> q8_scale_;
-  AlignedBuffer<int32_t> q8_sum_;
+  ops::Q8Scratch q8_;
   AlignedBuffer<float> thread_scratch_;  // per thread: scores[n_ctx] + k/v rows + embedding row
   int64_t scratch_stride_ = 0;
   // Validation mode only: the linears unpacked to int8, in ModelWeights::linears() order.

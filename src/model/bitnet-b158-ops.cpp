@@ -1,0 +1,142 @@
+#include "model/bitnet-b158-ops.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "formats/ggml-types.h"
+#include "formats/tensor-codec.h"
+
+namespace bitnet::model::ops {
+namespace {
+
+size_t row_bytes(uint32_t type, int64_t n) {
+  return formats::ggml_tensor_bytes(type, &n, 1);
+}
+
+}  // namespace
+
+void rmsnorm(const float* x, const float* w, int64_t n, float eps, float* out) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * w[i];
+}
+
+std::vector<double> rope_inv_freq(const ModelConfig& cfg) {
+  std::vector<double> inv_freq;
+  for (int64_t i = 0; i < cfg.rope_dim / 2; ++i) {
+    inv_freq.push_back(std::pow(static_cast<double>(cfg.rope_freq_base),
+                                -2.0 * static_cast<double>(i) / static_cast<double>(cfg.rope_dim)));
+  }
+  return inv_freq;
+}
+
+void rope_neox(float* v, int64_t rope_dim, const std::vector<double>& inv_freq, int64_t pos) {
+  const int64_t half = rope_dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const double angle = static_cast<double>(pos) * inv_freq[static_cast<size_t>(i)];
+    const double c = std::cos(angle), s = std::sin(angle);
+    const double x0 = v[i], x1 = v[i + half];
+    v[i] = static_cast<float>(x0 * c - x1 * s);
+    v[i + half] = static_cast<float>(x0 * s + x1 * c);
+  }
+}
+
+void rope_qk_row(const ModelConfig& cfg, const std::vector<double>& inv_freq, int64_t pos,
+                 float* qkv_row) {
+  const int64_t hd = cfg.head_dim;
+  for (int64_t h = 0; h < cfg.n_head; ++h) rope_neox(qkv_row + h * hd, cfg.rope_dim, inv_freq, pos);
+  float* k = qkv_row + cfg.n_embd;
+  for (int64_t h = 0; h < cfg.n_head_kv; ++h) rope_neox(k + h * hd, cfg.rope_dim, inv_freq, pos);
+}
+
+void ffn_act_row(FfnActivation act, const float* gate, const float* up, int64_t n_ff, float* out) {
+  if (act == FfnActivation::Relu2) {
+    for (int64_t i = 0; i < n_ff; ++i) {
+      const float r = gate[i] > 0.0f ? gate[i] : 0.0f;
+      out[i] = r * r * up[i];
+    }
+  } else {
+    for (int64_t i = 0; i < n_ff; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+  }
+}
+
+void embed_row(const ModelWeights& w, int32_t token, float* x) {
+  const formats::GgufTensorInfo& embd = *w.token_embd().info;
+  const int64_t E = w.config().n_embd;
+  formats::dequantize_row(embd.type,
+                          embd.data + static_cast<size_t>(token) * row_bytes(embd.type, E), x, E);
+}
+
+Q8Scratch::Q8Scratch(int64_t max_rows, int64_t max_k)
+    : q(static_cast<size_t>(max_rows * max_k)),
+      scale(static_cast<size_t>(max_rows)),
+      sum(static_cast<size_t>(max_rows)) {}
+
+void bitlinear_q8(ThreadPool& pool, const kernels::KernelTable& kt, const PackedLinear& w,
+                  const float* in, int64_t n, Q8Scratch& q8, float* out) {
+  const int64_t K = w.view.k, N = w.view.n;
+  kernels::quantize_rows(pool, kt, in, K, n, K, q8.q.data(), K, q8.scale.data(), q8.sum.data());
+  const kernels::QuantizedRows a{q8.q.data(), K, q8.scale.data(), q8.sum.data(), n};
+  kernels::ternary_matmul(pool, kt, w.view, a, out, N);
+}
+
+void attend_head(const kernels::KernelTable& kt, const KvCache& kv, int64_t layer, int64_t kv_off,
+                 const float* q, int64_t hd, int64_t n_pos, float scale, float* scores,
+                 float* out) {
+  const bool f16 = kv.type() == KvType::F16;
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n_pos; ++j) {
+    const float dot = f16 ? kt.dot_f16(kv.k_f16(layer, j) + kv_off, q, hd)
+                          : kt.dot_f32(kv.k_f32(layer, j) + kv_off, q, hd);
+    scores[j] = dot * scale;
+    mx = std::max(mx, scores[j]);
+  }
+  double sum = 0;
+  for (int64_t j = 0; j < n_pos; ++j) {
+    scores[j] = std::exp(scores[j] - mx);
+    sum += scores[j];
+  }
+  std::fill(out, out + hd, 0.0f);
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t j = 0; j < n_pos; ++j) {
+    const float p = scores[j] * inv;
+    if (f16) {
+      kt.axpy_f16(p, kv.v_f16(layer, j) + kv_off, out, hd);
+    } else {
+      const float* vr = kv.v_f32(layer, j) + kv_off;
+      for (int64_t d = 0; d < hd; ++d) out[d] += p * vr[d];
+    }
+  }
+}
+
+void lm_head_rows(ThreadPool& pool, const kernels::KernelTable& kt, const ModelWeights& w,
+                  const float* xn, int64_t rows, float* logits, int64_t ld_logits,
+                  float* row_scratch, int64_t scratch_stride) {
+  const formats::GgufTensorInfo& out = *w.output().info;
+  const int64_t E = w.config().n_embd;
+  const size_t rb = row_bytes(out.type, E);
+  const bool f32 = out.type == static_cast<uint32_t>(formats::GgmlType::F32);
+  const bool f16 = out.type == static_cast<uint32_t>(formats::GgmlType::F16);
+  pool.parallel_for(w.config().n_vocab, [&](int64_t v0, int64_t v1, int thread) {
+    float* row = row_scratch + scratch_stride * thread;
+    for (int64_t v = v0; v < v1; ++v) {
+      const uint8_t* src = out.data + static_cast<size_t>(v) * rb;
+      if (f32) {
+        const float* wr = reinterpret_cast<const float*>(src);
+        for (int64_t r = 0; r < rows; ++r)
+          logits[r * ld_logits + v] = kt.dot_f32(wr, xn + r * E, E);
+      } else if (f16) {
+        const uint16_t* wr = reinterpret_cast<const uint16_t*>(src);
+        for (int64_t r = 0; r < rows; ++r)
+          logits[r * ld_logits + v] = kt.dot_f16(wr, xn + r * E, E);
+      } else {  // quantized embeddings (Q8_0, Q6_K): dequantize the row once, then the F32 dots
+        formats::dequantize_row(out.type, src, row, E);
+        for (int64_t r = 0; r < rows; ++r)
+          logits[r * ld_logits + v] = kt.dot_f32(row, xn + r * E, E);
+      }
+    }
+  });
+}
+
+}  // namespace bitnet::model::ops

@@ -1,0 +1,65 @@
+// Per-row pieces of the BitNet b1.58 forward pass (bitnet-b158.h describes the graph), shared by
+// the single-sequence BitNetSession and the multi-sequence BatchedSession so that both compute
+// every row with the same operations in the same order: a row's result never depends on which
+// other rows share its step (the ternary matmul is row-independent too, kernel-types.h), so a
+// sequence decoded in a batch gets bit-identical logits to the same sequence decoded alone.
+// Internal to the model layer.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/thread-pool.h"
+#include "kernels/ternary-matmul.h"
+#include "model/kv-cache.h"
+#include "model/model-config.h"
+#include "model/model-weights.h"
+
+namespace bitnet::model::ops {
+
+// out[i] = x[i] / rms(x) * w[i] (sum of squares in double). out may alias x.
+void rmsnorm(const float* x, const float* w, int64_t n, float eps, float* out);
+
+// rope: base^(-2i/rope_dim) for i < rope_dim / 2.
+std::vector<double> rope_inv_freq(const ModelConfig& cfg);
+
+// NEOX rotation of one head at position pos: pairs (i, i + rope_dim / 2).
+void rope_neox(float* v, int64_t rope_dim, const std::vector<double>& inv_freq, int64_t pos);
+
+// Rotates the q heads and the k heads of one fused q|k|v row ([n_embd + 2 n_embd_kv]).
+void rope_qk_row(const ModelConfig& cfg, const std::vector<double>& inv_freq, int64_t pos,
+                 float* qkv_row);
+
+// out[i] = act(gate[i]) * up[i] for one row: act = relu^2 or silu. out may not alias gate/up.
+void ffn_act_row(FfnActivation act, const float* gate, const float* up, int64_t n_ff, float* out);
+
+// x[n_embd] = token_embd[token] (dequantized from the file's type).
+void embed_row(const ModelWeights& w, int32_t token, float* x);
+
+// Int8 activations for the quantized BitLinear of up to max_rows rows of up to max_k values.
+struct Q8Scratch {
+  Q8Scratch() = default;
+  Q8Scratch(int64_t max_rows, int64_t max_k);
+  AlignedBuffer<int8_t> q;  // [max_rows][max_k]
+  AlignedBuffer<float> scale;
+  AlignedBuffer<int32_t> sum;
+};
+
+// out[n][w.n] = BitLinear(in[n][w.k]): per-row absmax int8 quantization, then the ternary matmul.
+void bitlinear_q8(ThreadPool& pool, const kernels::KernelTable& kt, const PackedLinear& w,
+                  const float* in, int64_t n, Q8Scratch& q8, float* out);
+
+// Causal attention of one query head row against positions [0, n_pos) of one layer's cache:
+// out[hd] = softmax(q . k_j * scale) . v_j over the kv head's slice at kv_off. scores: [n_pos].
+void attend_head(const kernels::KernelTable& kt, const KvCache& kv, int64_t layer, int64_t kv_off,
+                 const float* q, int64_t hd, int64_t n_pos, float scale, float* scores, float* out);
+
+// logits[r * ld_logits + v] = output[v] . xn[r * n_embd] for r < rows, every v < n_vocab, split
+// over the pool by vocabulary row so the output matrix is read once for all rows. row_scratch:
+// per thread t, row_scratch + t * scratch_stride holds n_embd floats (quantized output matrices
+// are dequantized there one row at a time).
+void lm_head_rows(ThreadPool& pool, const kernels::KernelTable& kt, const ModelWeights& w,
+                  const float* xn, int64_t rows, float* logits, int64_t ld_logits,
+                  float* row_scratch, int64_t scratch_stride);
+
+}  // namespace bitnet::model::ops
