@@ -1,0 +1,204 @@
+#include "model/batched-session.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace bitnet::model {
+
+BatchedSession::BatchedSession(const ModelWeights& weights, const BatchedOptions& options,
+                               ThreadPool& pool)
+    : w_(weights),
+      cfg_(weights.config()),
+      opt_(options),
+      pool_(pool),
+      kt_(kernels::active_kernels()),
+      n_ctx_(options.n_ctx > 0 ? options.n_ctx : weights.config().n_ctx_train) {
+  if (opt_.max_sequences < 1 || opt_.max_batch_tokens < 1 || n_ctx_ < 1) {
+    throw std::invalid_argument("batched session: max_sequences (" +
+                                std::to_string(opt_.max_sequences) + "), max_batch_tokens (" +
+                                std::to_string(opt_.max_batch_tokens) + ") and n_ctx (" +
+                                std::to_string(n_ctx_) + ") must be at least 1");
+  }
+  const auto S = static_cast<size_t>(opt_.max_sequences);
+  kv_.reserve(S);
+  for (size_t s = 0; s < S; ++s) kv_.emplace_back(opt_.kv, cfg_.n_layer, n_ctx_, cfg_.n_embd_kv());
+  n_past_.assign(S, 0);
+  active_.assign(S, 0);
+  step_count_.assign(S, 0);
+  inv_freq_ = ops::rope_inv_freq(cfg_);
+
+  const int64_t B = opt_.max_batch_tokens, E = cfg_.n_embd, F = cfg_.n_ff;
+  item_slot_.assign(static_cast<size_t>(B), 0);
+  item_pos_.assign(static_cast<size_t>(B), 0);
+  x_ = AlignedBuffer<float>(static_cast<size_t>(B * E));
+  h_ = AlignedBuffer<float>(static_cast<size_t>(B * E));
+  qkv_ = AlignedBuffer<float>(static_cast<size_t>(B * (E + 2 * cfg_.n_embd_kv())));
+  attn_ = AlignedBuffer<float>(static_cast<size_t>(B * E));
+  tmp_ = AlignedBuffer<float>(static_cast<size_t>(B * E));
+  gate_up_ = AlignedBuffer<float>(static_cast<size_t>(B * 2 * F));
+  act_ = AlignedBuffer<float>(static_cast<size_t>(B * F));
+  q8_ = ops::Q8Scratch(B, std::max(E, F));
+  scratch_stride_ = (n_ctx_ + E + 15) / 16 * 16;
+  thread_scratch_ = AlignedBuffer<float>(static_cast<size_t>(scratch_stride_ * pool.size()));
+}
+
+size_t BatchedSession::kv_bytes() const {
+  size_t bytes = 0;
+  for (const KvCache& kv : kv_) bytes += kv.bytes();
+  return bytes;
+}
+
+bool BatchedSession::in_use(int slot) const {
+  return slot >= 0 && slot < opt_.max_sequences && active_[static_cast<size_t>(slot)];
+}
+
+void BatchedSession::check_slot(int slot, const std::string& what) const {
+  if (!in_use(slot)) {
+    throw std::invalid_argument(what + ": sequence slot " + std::to_string(slot) +
+                                " is not in use (slots 0.." +
+                                std::to_string(opt_.max_sequences - 1) + ", from add_sequence)");
+  }
+}
+
+int BatchedSession::add_sequence() {
+  for (size_t s = 0; s < active_.size(); ++s) {
+    if (!active_[s]) {
+      active_[s] = 1;
+      n_past_[s] = 0;
+      ++n_active_;
+      return static_cast<int>(s);
+    }
+  }
+  return -1;
+}
+
+void BatchedSession::remove_sequence(int slot) {
+  check_slot(slot, "remove_sequence");
+  active_[static_cast<size_t>(slot)] = 0;
+  n_past_[static_cast<size_t>(slot)] = 0;
+  --n_active_;
+}
+
+void BatchedSession::reset_sequence(int slot) {
+  check_slot(slot, "reset_sequence");
+  n_past_[static_cast<size_t>(slot)] = 0;
+}
+
+int64_t BatchedSession::n_past(int slot) const {
+  check_slot(slot, "n_past");
+  return n_past_[static_cast<size_t>(slot)];
+}
+
+void BatchedSession::attention(int64_t layer, int64_t n) {
+  const int64_t E = cfg_.n_embd, KV = cfg_.n_embd_kv(), hd = cfg_.head_dim;
+  const int64_t ld = E + 2 * KV;
+  const int64_t group = cfg_.n_head / cfg_.n_head_kv;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  pool_.parallel_for(n * cfg_.n_head, [&](int64_t i0, int64_t i1, int thread) {
+    float* scores = thread_scratch_.data() + scratch_stride_ * thread;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t t = i / cfg_.n_head, h = i % cfg_.n_head;
+      const KvCache& kv = kv_[static_cast<size_t>(item_slot_[static_cast<size_t>(t)])];
+      const int64_t pos = item_pos_[static_cast<size_t>(t)];
+      ops::attend_head(kt_, kv, layer, (h / group) * hd, qkv_.data() + t * ld + h * hd, hd, pos + 1,
+                       scale, scores, attn_.data() + t * E + h * hd);
+    }
+  });
+}
+
+void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
+  const int64_t n = static_cast<int64_t>(items.size());
+  if (n == 0) return;
+  if (n > opt_.max_batch_tokens) {
+    throw std::invalid_argument(
+        "batched step: " + std::to_string(n) +
+        " items exceed max_batch_tokens = " + std::to_string(opt_.max_batch_tokens));
+  }
+  int64_t n_logits = 0;
+  std::fill(step_count_.begin(), step_count_.end(), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const BatchItem& it = items[static_cast<size_t>(i)];
+    if (!in_use(it.slot)) check_slot(it.slot, "batched step, item " + std::to_string(i));
+    if (it.token < 0 || it.token >= cfg_.n_vocab) {
+      throw std::invalid_argument("batched step, item " + std::to_string(i) + ": token id " +
+                                  std::to_string(it.token) + " is outside the vocabulary (" +
+                                  std::to_string(cfg_.n_vocab) + " tokens)");
+    }
+    ++step_count_[static_cast<size_t>(it.slot)];
+    n_logits += it.wants_logits ? 1 : 0;
+  }
+  for (size_t s = 0; s < step_count_.size(); ++s) {
+    if (n_past_[s] + step_count_[s] > n_ctx_) {
+      throw std::out_of_range("batched step: sequence slot " + std::to_string(s) +
+                              " would exceed its context of " + std::to_string(n_ctx_) +
+                              " tokens: " + std::to_string(n_past_[s]) + " in the cache + " +
+                              std::to_string(step_count_[s]) + " new");
+    }
+  }
+  if (n_logits > 0 && logits == nullptr) {
+    throw std::invalid_argument("batched step: " + std::to_string(n_logits) +
+                                " items want logits but no logits buffer was given");
+  }
+
+  std::fill(step_count_.begin(), step_count_.end(), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const auto slot = static_cast<size_t>(items[static_cast<size_t>(i)].slot);
+    item_slot_[static_cast<size_t>(i)] = static_cast<int32_t>(slot);
+    item_pos_[static_cast<size_t>(i)] = n_past_[slot] + step_count_[slot]++;
+  }
+
+  const int64_t E = cfg_.n_embd, KV = cfg_.n_embd_kv(), F = cfg_.n_ff;
+  const int64_t ld_qkv = E + 2 * KV;
+  const float eps = cfg_.rms_eps;
+  for (int64_t t = 0; t < n; ++t) {
+    ops::embed_row(w_, items[static_cast<size_t>(t)].token, x_.data() + t * E);
+  }
+  for (int64_t l = 0; l < cfg_.n_layer; ++l) {
+    const LayerWeights& L = w_.layers()[static_cast<size_t>(l)];
+    for (int64_t t = 0; t < n; ++t) {
+      ops::rmsnorm(x_.data() + t * E, L.attn_norm.data(), E, eps, h_.data() + t * E);
+    }
+    ops::bitlinear_q8(pool_, kt_, L.qkv, h_.data(), n, q8_, qkv_.data());
+    for (int64_t t = 0; t < n; ++t) {
+      float* row = qkv_.data() + t * ld_qkv;
+      const auto ti = static_cast<size_t>(t);
+      ops::rope_qk_row(cfg_, inv_freq_, item_pos_[ti], row);
+      kv_[static_cast<size_t>(item_slot_[ti])].store(l, item_pos_[ti], 1, row + E, row + E + KV,
+                                                     ld_qkv);
+    }
+    attention(l, n);
+    for (int64_t t = 0; t < n; ++t) {
+      ops::rmsnorm(attn_.data() + t * E, L.attn_sub_norm.data(), E, eps, h_.data() + t * E);
+    }
+    ops::bitlinear_q8(pool_, kt_, L.attn_out, h_.data(), n, q8_, tmp_.data());
+    for (int64_t i = 0; i < n * E; ++i) x_[static_cast<size_t>(i)] += tmp_[static_cast<size_t>(i)];
+
+    for (int64_t t = 0; t < n; ++t) {
+      ops::rmsnorm(x_.data() + t * E, L.ffn_norm.data(), E, eps, h_.data() + t * E);
+    }
+    ops::bitlinear_q8(pool_, kt_, L.gate_up, h_.data(), n, q8_, gate_up_.data());
+    for (int64_t t = 0; t < n; ++t) {
+      const float* g = gate_up_.data() + t * 2 * F;
+      float* a = act_.data() + t * F;
+      ops::ffn_act_row(cfg_.activation, g, g + F, F, a);
+      ops::rmsnorm(a, L.ffn_sub_norm.data(), F, eps, a);
+    }
+    ops::bitlinear_q8(pool_, kt_, L.down, act_.data(), n, q8_, tmp_.data());
+    for (int64_t i = 0; i < n * E; ++i) x_[static_cast<size_t>(i)] += tmp_[static_cast<size_t>(i)];
+  }
+  if (n_logits > 0) {
+    int64_t r = 0;
+    for (int64_t t = 0; t < n; ++t) {
+      if (!items[static_cast<size_t>(t)].wants_logits) continue;
+      ops::rmsnorm(x_.data() + t * E, w_.output_norm().data(), E, eps, h_.data() + r * E);
+      ++r;
+    }
+    ops::lm_head_rows(pool_, kt_, w_, h_.data(), n_logits, logits, cfg_.n_vocab,
+                      thread_scratch_.data() + n_ctx_, scratch_stride_);
+  }
+  for (size_t s = 0; s < step_count_.size(); ++s) n_past_[s] += step_count_[s];
+}
+
+}  // namespace bitnet::model

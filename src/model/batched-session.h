@@ -1,0 +1,102 @@
+// Multi-sequence batched decode for BitNet b1.58 (the graph of bitnet-b158.h): many sequences,
+// each with its own KV cache slot and position, advance together in one forward pass.
+//
+// One step takes a list of items {slot, token, wants_logits}: decode items (one token of a
+// sequence) and prefill chunks (several consecutive tokens of one sequence) may be mixed. Each
+// item's position is its sequence's n_past plus the number of earlier items of the same sequence
+// in the step. Every linear (qkv, o, gate_up, down) runs once for all items (M = item count), so
+// the ternary weights are streamed once per step instead of once per sequence; attention is per
+// item against its own sequence's cache, causal within that sequence's items of the step.
+//
+// Row-independence: every per-row operation is shared with BitNetSession (bitnet-b158-ops.h) and
+// the ternary matmul computes each output row from its own activation row only, so a sequence's
+// logits in a batch are bit-identical to running it alone in a BitNetSession with the same KV type.
+//
+// Memory: fixed at construction. Activations for max_batch_tokens rows, and one contiguous KV
+// cache of n_ctx positions per slot (max_sequences * n_ctx positions in all; not paged). step()
+// does no heap allocation. Activations are always quantized (no validation mode).
+// Not thread-safe: one caller at a time (the pool runs one job at a time).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/aligned-buffer.h"
+#include "core/thread-pool.h"
+#include "model/bitnet-b158-ops.h"
+#include "model/kv-cache.h"
+#include "model/model-weights.h"
+
+namespace bitnet::model {
+
+struct BatchedOptions {
+  int64_t max_sequences = 16;
+  int64_t n_ctx = 0;  // positions per sequence; 0: the model's context_length
+  KvType kv = KvType::F16;
+  int64_t max_batch_tokens = 256;  // items per step
+};
+
+struct BatchItem {
+  int32_t slot = 0;  // from add_sequence()
+  int32_t token = 0;
+  bool wants_logits = false;
+};
+
+class BatchedSession {
+ public:
+  // Allocates everything; throws std::invalid_argument for a non-positive size.
+  BatchedSession(const ModelWeights& weights, const BatchedOptions& options, ThreadPool& pool);
+
+  // A free slot with n_past = 0, or -1 when all max_sequences slots are in use (the caller queues).
+  int add_sequence();
+  // Frees the slot for a later add_sequence(). Throws std::invalid_argument for an unknown slot.
+  void remove_sequence(int slot);
+  // Forgets the slot's tokens (n_past = 0) and keeps the slot.
+  void reset_sequence(int slot);
+
+  // One forward pass over all items. logits receives one [n_vocab] row per item whose
+  // wants_logits is set, in item order (may be null when no item asks); no items: nothing to do.
+  // Everything is checked before anything is evaluated, and a failed step changes nothing:
+  // std::invalid_argument for more than max_batch_tokens items, a slot that is not in use, a token
+  // outside the vocabulary or missing logits storage; std::out_of_range when a sequence's context
+  // would overflow.
+  void step(std::span<const BatchItem> items, float* logits);
+
+  int64_t n_past(int slot) const;  // throws std::invalid_argument for an unknown slot
+  int64_t n_ctx() const { return n_ctx_; }
+  int64_t n_vocab() const { return cfg_.n_vocab; }
+  int64_t max_sequences() const { return opt_.max_sequences; }
+  int64_t max_batch_tokens() const { return opt_.max_batch_tokens; }
+  int64_t active_sequences() const { return n_active_; }
+  size_t kv_bytes() const;  // all slots' caches
+
+ private:
+  bool in_use(int slot) const;
+  void check_slot(int slot, const std::string& what) const;  // throws naming `what`
+  void attention(int64_t layer, int64_t n);
+
+  const ModelWeights& w_;
+  const ModelConfig& cfg_;
+  BatchedOptions opt_;
+  ThreadPool& pool_;
+  const kernels::KernelTable& kt_;
+  int64_t n_ctx_;
+  std::vector<KvCache> kv_;          // [max_sequences]
+  std::vector<int64_t> n_past_;      // [max_sequences]
+  std::vector<uint8_t> active_;      // [max_sequences]
+  std::vector<int64_t> step_count_;  // [max_sequences] items per slot in the step being checked
+  int64_t n_active_ = 0;
+  std::vector<double> inv_freq_;
+  // Per item of the current step: its slot and position.
+  std::vector<int32_t> item_slot_;
+  std::vector<int64_t> item_pos_;
+  // Activations for max_batch_tokens rows.
+  AlignedBuffer<float> x_, h_, qkv_, attn_, tmp_, gate_up_, act_;  // [B][E], ..., [B][2F], [B][F]
+  ops::Q8Scratch q8_;
+  AlignedBuffer<float> thread_scratch_;  // per thread: scores[n_ctx] + a dequantized output row
+  int64_t scratch_stride_ = 0;
+};
+
+}  // namespace bitnet::model
