@@ -1,0 +1,216 @@
+// The bitnet-cxx public API: BitNet b1.58 text generation.
+//
+//   Simple:    bitnet::generate(model_path, prompt, options) loads the model (through the model
+//              cache, model-cache.h) and returns the generated text.
+//   Advanced:  bitnet::Engine, configured by an EngineConfig (optimization level, presets), with
+//              streaming (a callback per piece of text), asynchronous requests (submit() from any
+//              thread, a std::future per request), cancellation (CancelToken) and statistics.
+//
+// Every error at this boundary is a bitnet::Error (error.h) with a message naming the file, option
+// or request at fault; nothing here aborts on bad input. This header needs only the standard
+// library: the engine's internals are behind a pointer.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bitnet/error.h"
+#include "bitnet/model-cache.h"
+
+namespace bitnet {
+
+// Levels set the EngineConfig fields below as documented there; fields may be changed afterwards.
+enum class OptimizationLevel {
+  None,        // validation-friendly: F32 KV cache, no prepared cache, 1 thread per request
+  Basic,       // the defaults
+  Aggressive,  // T1 weight layout, prepared cache always used, all cores
+};
+
+enum class KvCacheType { F16, F32 };
+
+// How the ternary weights are packed in memory (both hold the same weights, results are equal):
+// T2 is 2 bits per weight, T1 1.6 bits (5 weights per byte), slower to decode except where the
+// kernels decode it at memory speed (AVX-512 VNNI). Auto picks T1 there and T2 elsewhere.
+enum class WeightLayout { Auto, T1, T2 };
+
+// The prepared-model cache: the packed weights written to a file once and mapped on later loads
+// instead of repacked (seconds saved on large models). Auto uses it for models whose ternary
+// weights exceed 64 MiB.
+enum class PreparedCache { Auto, On, Off };
+
+struct EngineConfig {
+  // Sets every field to the level's value:
+  //   field                    None   Basic  Aggressive
+  //   threads                  1      0      0          (0: all cores, shared by the workers)
+  //   kv_type                  F32    F16    F16
+  //   layout                   Auto   Auto   T1
+  //   prepared_cache           Off    Auto   On
+  // The other fields have the same defaults at every level.
+  explicit EngineConfig(OptimizationLevel level = OptimizationLevel::Basic);
+
+  // Aggressive, and one request at a time with all cores on it (lowest latency per request).
+  static EngineConfig optimized_for_speed();
+  // Basic, then: T1 layout (20% less memory for the ternary weights than T2), F16 KV cache,
+  // context_size 2048, prefill_batch 32 (smaller activation buffers) and one request at a time
+  // (one KV cache).
+  static EngineConfig optimized_for_memory();
+
+  OptimizationLevel level = OptimizationLevel::Basic;  // the level the fields were set from
+  // Compute threads for one request's forward pass (the calling worker included).
+  // 0: all hardware threads divided among max_concurrent_requests workers, at least 1 each.
+  int threads = 0;
+  // KV cache element type: F16 halves its memory; F32 stores the keys and values exactly.
+  KvCacheType kv_type = KvCacheType::F16;
+  // Positions per request (prompt plus generated tokens); the KV cache is allocated for this many.
+  // 0: the model's context length; larger values are reduced to it.
+  int64_t context_size = 0;
+  // Tokens evaluated per forward step while reading the prompt; each worker's activation buffers
+  // are sized for this many tokens. Longer prompts take several steps.
+  int64_t prefill_batch = 256;
+  WeightLayout layout = WeightLayout::Auto;
+  PreparedCache prepared_cache = PreparedCache::Auto;
+  // Where prepared caches (and converted Hugging Face checkpoints) live; empty: $BITNET_CACHE_DIR,
+  // else $XDG_CACHE_HOME/bitnet-cxx, else ~/.cache/bitnet-cxx.
+  std::string cache_dir;
+  // Requests served at the same time: one worker thread each, each with its own KV cache and
+  // activation buffers over the shared weights. Further requests wait in a FIFO queue.
+  int max_concurrent_requests = 1;
+  // false: the validation mode of the forward pass (exact float products with the ternary weights
+  // instead of int8-quantized activations; much slower). No level changes it.
+  bool quantize_activations = true;
+  // The model cache to load through; null: ModelCache::global(). The Engine keeps what it needs
+  // alive, so the ModelCache object may be destroyed before the Engine.
+  ModelCache* model_cache = nullptr;
+};
+
+// Cancels a request from any thread: shared by copies, so keep one and pass a copy in
+// GenerateOptions. A cancelled request stops before its next token (a queued one never starts)
+// and completes with StopReason::Cancelled and the text generated so far.
+class CancelToken {
+ public:
+  CancelToken() : flag_(std::make_shared<std::atomic<bool>>(false)) {}
+  void cancel() const { flag_->store(true, std::memory_order_relaxed); }
+  bool cancelled() const { return flag_->load(std::memory_order_relaxed); }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> flag_;
+};
+
+// Sampling follows llama.cpp's chain (repetition penalty, top-k, top-p, min-p, temperature);
+// temperature 0 is greedy decoding. Values out of range make generate()/submit() throw.
+struct GenerateOptions {
+  int64_t max_tokens = 64;  // >= 0
+  float temperature = 0.8f;
+  int32_t top_k = 40;           // 0: off
+  float top_p = 0.95f;          // (0, 1]; 1: off
+  float min_p = 0.05f;          // [0, 1]; 0: off
+  float repeat_penalty = 1.0f;  // > 0; 1: off
+  int32_t repeat_last_n = 64;   // 0: off; -1: the whole history
+  uint64_t seed = 0x5EED5EED5EED5EEDull;
+  // Generation stops when the text contains one of these; the stop string is not returned.
+  std::vector<std::string> stop;
+  // Wrap the prompt in the model's chat template as one user turn.
+  bool chat = false;
+  CancelToken cancel;
+};
+
+enum class StopReason {
+  MaxTokens,        // max_tokens generated
+  EndOfGeneration,  // the model produced an end-of-generation token (not included in the text)
+  StopString,       // a GenerateOptions::stop string appeared
+  ContextFull,      // the context (EngineConfig::context_size) is full
+  Callback,         // the token callback returned false
+  Cancelled,        // CancelToken::cancel() or the Engine was destroyed
+};
+// "max tokens", "end of generation", "stop string", "context full", "callback", "cancelled".
+const char* to_string(StopReason reason);
+
+struct GenerateTimings {
+  double queue_ms = 0;                      // submit() until a worker took the request
+  double time_to_first_token_ms = 0;        // submit() until the first token was sampled
+  double prompt_tokens_per_second = 0;      // prompt evaluation
+  double generation_tokens_per_second = 0;  // tokens after the first, over the time after it
+};
+
+struct GenerateResult {
+  std::string text;             // generated text (the prompt is not repeated)
+  std::vector<int32_t> tokens;  // generated token ids, end-of-generation token excluded
+  int64_t prompt_tokens = 0;
+  StopReason stop_reason = StopReason::MaxTokens;
+  GenerateTimings timings;
+};
+
+// Receives the generated text piece by piece (whole UTF-8 characters, stop strings withheld);
+// the pieces concatenate to GenerateResult::text. Return false to stop (StopReason::Callback).
+// Called on the worker thread serving the request; an exception it throws fails the request.
+using TokenCallback = std::function<bool(std::string_view piece)>;
+
+// What the Engine resolved its configuration to.
+struct EngineInfo {
+  std::string model_path;
+  std::string architecture;  // e.g. "bitnet-b1.58"
+  int64_t n_vocab = 0;
+  int64_t context_size = 0;  // positions per request
+  int threads_per_request = 0;
+  int max_concurrent_requests = 0;
+  KvCacheType kv_type = KvCacheType::F16;
+  std::string layout;          // "t1" or "t2"
+  std::string kernels;         // instruction set of the active kernels, e.g. "avx2"
+  std::string weights_source;  // "packed", "prepared cache" or "prepared cache rebuilt"
+};
+
+// Memory in bytes. Weights are shared with other Engines on the same model (model-cache.h).
+struct EngineStats {
+  uint64_t weights_bytes = 0;         // the model file's bytes plus the packed ternary matrices
+  uint64_t kv_bytes_per_session = 0;  // one request's KV cache
+  int64_t sessions = 0;               // sessions allocated (workers that have served a request)
+  uint64_t current_bytes = 0;         // weights + every allocated session's KV cache
+  // The largest current_bytes so far. Sessions live until the Engine is destroyed, so today this
+  // equals current_bytes.
+  uint64_t peak_bytes = 0;
+  uint64_t requests_completed = 0;
+  uint64_t requests_pending = 0;  // queued or running
+};
+
+class Engine {
+ public:
+  // Loads the model (GGUF file, or Hugging Face checkpoint directory) through the model cache.
+  // Worker threads start now; each allocates its session (KV cache, activations) on its first
+  // request. Throws bitnet::Error for a missing or invalid model or an invalid configuration.
+  explicit Engine(const std::string& model_path, const EngineConfig& config = EngineConfig{});
+  // Pending requests complete as cancelled; waits for the running ones to stop.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Blocking generation (served by a worker like submit(); the callback runs on that worker).
+  GenerateResult generate(const std::string& prompt, const GenerateOptions& options = {},
+                          TokenCallback on_piece = {});
+
+  // Queues a request; callable from any thread. Throws bitnet::Error at once for invalid options
+  // or a prompt that does not fit the context; failures while generating reach the future.
+  std::future<GenerateResult> submit(const std::string& prompt, const GenerateOptions& options = {},
+                                     TokenCallback on_piece = {});
+
+  const EngineInfo& info() const;
+  EngineStats stats() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Loads model_path through ModelCache::global() (once per model and configuration while cached),
+// generates with a temporary Engine and returns the text.
+std::string generate(const std::string& model_path, const std::string& prompt,
+                     const GenerateOptions& options = {},
+                     const EngineConfig& config = EngineConfig{});
+
+}  // namespace bitnet

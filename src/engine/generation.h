@@ -1,0 +1,83 @@
+// One request's generation, apart from how its tokens are evaluated: sampling, detokenizing,
+// stop strings, the streaming callback, cancellation, timings and the result.
+//
+// The evaluator (today a worker's BitNetSession, one request at a time; later a batched decode step
+// over many requests) evaluates prompt_tokens(), then repeatedly hands the logits of the last
+// evaluated position to accept(), which returns the next token to evaluate or nullopt when the
+// request is done; finish() then completes the future.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <future>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "bitnet/engine.h"
+#include "model/sampler.h"
+#include "model/tokenizer.h"
+
+namespace bitnet::engine {
+
+using Clock = std::chrono::steady_clock;
+
+// Wraps an exception thrown by the request's callback, so that it reaches the future unchanged
+// (engine errors become bitnet::Error; the caller's own exceptions are theirs).
+struct CallbackError {
+  std::exception_ptr error;
+};
+
+// A validated, tokenized request waiting for a worker.
+struct Request {
+  std::vector<int32_t> prompt;
+  model::SamplerParams sampling;
+  GenerateOptions options;
+  TokenCallback on_piece;
+  std::promise<GenerateResult> promise;
+  Clock::time_point submitted;
+};
+
+class Generation {
+ public:
+  // n_ctx: positions available to this request; shutdown: set when the Engine is being destroyed
+  // (cancels like the request's CancelToken). Allocates everything it needs here.
+  Generation(const model::Tokenizer& tokenizer, Request& request, int64_t n_ctx,
+             const std::atomic<bool>* shutdown);
+
+  std::span<const int32_t> prompt_tokens() const { return request_.prompt; }
+  // Also checked before evaluating the prompt: true when the request was cancelled while queued.
+  bool cancelled() const {
+    return request_.options.cancel.cancelled() || shutdown_->load(std::memory_order_relaxed);
+  }
+
+  void prompt_started() { t_start_ = Clock::now(); }
+  void prompt_done() { t_prompt_ = Clock::now(); }
+  // logits: [n_vocab] for the last evaluated position; n_past: positions now in the KV cache.
+  // May call the request's callback; what it throws leaves as CallbackError.
+  std::optional<int32_t> accept(const float* logits, int64_t n_past);
+  // Ends the request: the result for its future. reason is only used when accept() has not
+  // already stopped it (cancellation before the prompt). May call the callback (held-back text).
+  GenerateResult finish(std::optional<StopReason> reason = std::nullopt);
+
+ private:
+  void emit(std::string_view piece);
+
+  const model::Tokenizer& tok_;
+  Request& request_;
+  int64_t n_ctx_;
+  const std::atomic<bool>* shutdown_;
+  model::Sampler sampler_;
+  model::StopMatcher stop_;
+  model::StreamingDetokenizer detok_;
+  std::vector<int32_t> history_;  // prompt then generated tokens (repetition penalty)
+  GenerateResult result_;
+  std::optional<StopReason> stopped_;
+  bool callback_refused_ = false;
+  Clock::time_point t_start_, t_prompt_, t_first_;
+};
+
+}  // namespace bitnet::engine
