@@ -30,7 +30,8 @@ void rope_neox(float* v, int64_t rope_dim, const std::vector<double>& inv_freq, 
 void rope_qk_row(const ModelConfig& cfg, const std::vector<double>& inv_freq, int64_t pos,
                  float* qkv_row);
 
-// out[i] = act(gate[i]) * up[i] for one row: act = relu^2 or silu. out may not alias gate/up.
+// out[i] = act(gate[i]) * up[i] for one row: act = relu^2 or silu. out must not alias gate or up
+// (the loops are vectorized on that promise; element results are the same as scalar).
 void ffn_act_row(FfnActivation act, const float* gate, const float* up, int64_t n_ff, float* out);
 
 // x[n_embd] = token_embd[token] (dequantized from the file's type).
