@@ -43,11 +43,16 @@ void ThreadPool::work_on(uint32_t gen, int thread) {
   for (;;) {
     uint64_t cur = claim_.load(std::memory_order_acquire);
     // The fields are read before the claim. If the claim succeeds, the job was still `gen` and
-    // unfinished at that moment, so the caller had not yet replaced these fields.
-    const TaskFn fn = fn_.load(std::memory_order_relaxed);
-    void* const ctx = ctx_.load(std::memory_order_relaxed);
-    const int64_t n = n_.load(std::memory_order_relaxed);
-    const int64_t chunks = chunks_.load(std::memory_order_relaxed);
+    // unfinished at that moment, so the caller had not yet replaced these fields: run() closes
+    // the finished job's counter before it writes a new job's fields, so reading any new field
+    // (acquire, pairing with the release stores) makes a CAS on the old counter value fail.
+    // Without the close, a late worker could pair the old counter (c == old chunks) with a newer
+    // job's larger chunks and fn/ctx, run a chunk twice (done_ then overshoots and the caller
+    // spins forever) or call a new fn on an old ctx.
+    const TaskFn fn = fn_.load(std::memory_order_acquire);
+    void* const ctx = ctx_.load(std::memory_order_acquire);
+    const int64_t n = n_.load(std::memory_order_acquire);
+    const int64_t chunks = chunks_.load(std::memory_order_acquire);
     int64_t c;
     do {
       if (static_cast<uint32_t>(cur >> 32) != gen) return;  // a newer job: not ours
@@ -73,12 +78,15 @@ void ThreadPool::run(int64_t n, TaskFn fn, void* ctx) {
   }
   tl_running_pool = this;
   const int64_t chunks = std::min<int64_t>(n, int64_t{n_threads_} * kChunksPerThread);
-  fn_.store(fn, std::memory_order_relaxed);
-  ctx_.store(ctx, std::memory_order_relaxed);
-  n_.store(n, std::memory_order_relaxed);
-  chunks_.store(chunks, std::memory_order_relaxed);
-  done_.store(0, std::memory_order_relaxed);
   const uint32_t gen = generation_.load(std::memory_order_relaxed) + 1;
+  // Close the previous job's counter (no chunk index is >= 0xffffffff) before replacing the
+  // fields it was read with; see work_on.
+  claim_.exchange((static_cast<uint64_t>(gen - 1) << 32) | 0xffffffffu, std::memory_order_acq_rel);
+  fn_.store(fn, std::memory_order_release);
+  ctx_.store(ctx, std::memory_order_release);
+  n_.store(n, std::memory_order_release);
+  chunks_.store(chunks, std::memory_order_release);
+  done_.store(0, std::memory_order_relaxed);
   claim_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_release);
   generation_.store(gen, std::memory_order_seq_cst);
   if (sleepers_.load(std::memory_order_seq_cst) > 0) generation_.notify_all();
