@@ -170,7 +170,7 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
     }
     attention(l, n);
     for (int64_t t = 0; t < n; ++t) {
-      ops::rmsnorm(attn_.data() + t * E, L.attn_sub_norm.data(), E, eps, h_.data() + t * E);
+      ops::sub_norm(attn_.data() + t * E, L.attn_sub_norm, E, eps, h_.data() + t * E);
     }
     ops::bitlinear_q8(pool_, kt_, L.attn_out, h_.data(), n, q8_, tmp_.data());
     for (int64_t i = 0; i < n * E; ++i) x_[static_cast<size_t>(i)] += tmp_[static_cast<size_t>(i)];
@@ -183,7 +183,7 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
       const float* g = gate_up_.data() + t * 2 * F;
       float* a = act_.data() + t * F;
       ops::ffn_act_row(cfg_.activation, g, g + F, F, a);
-      ops::rmsnorm(a, L.ffn_sub_norm.data(), F, eps, a);
+      ops::sub_norm(a, L.ffn_sub_norm, F, eps, a);
     }
     ops::bitlinear_q8(pool_, kt_, L.down, act_.data(), n, q8_, tmp_.data());
     for (int64_t i = 0; i < n * E; ++i) x_[static_cast<size_t>(i)] += tmp_[static_cast<size_t>(i)];

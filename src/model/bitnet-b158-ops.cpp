@@ -43,12 +43,31 @@ void rope_neox(float* v, int64_t rope_dim, const std::vector<double>& inv_freq, 
   }
 }
 
+void rope_norm(float* v, int64_t rope_dim, const std::vector<double>& inv_freq, int64_t pos) {
+  for (int64_t i = 0; i < rope_dim / 2; ++i) {
+    const double angle = static_cast<double>(pos) * inv_freq[static_cast<size_t>(i)];
+    const double c = std::cos(angle), s = std::sin(angle);
+    const double x0 = v[2 * i], x1 = v[2 * i + 1];
+    v[2 * i] = static_cast<float>(x0 * c - x1 * s);
+    v[2 * i + 1] = static_cast<float>(x0 * s + x1 * c);
+  }
+}
+
 void rope_qk_row(const ModelConfig& cfg, const std::vector<double>& inv_freq, int64_t pos,
                  float* qkv_row) {
   const int64_t hd = cfg.head_dim;
-  for (int64_t h = 0; h < cfg.n_head; ++h) rope_neox(qkv_row + h * hd, cfg.rope_dim, inv_freq, pos);
+  const auto rope = cfg.rope_style == RopeStyle::Neox ? rope_neox : rope_norm;
+  for (int64_t h = 0; h < cfg.n_head; ++h) rope(qkv_row + h * hd, cfg.rope_dim, inv_freq, pos);
   float* k = qkv_row + cfg.n_embd;
-  for (int64_t h = 0; h < cfg.n_head_kv; ++h) rope_neox(k + h * hd, cfg.rope_dim, inv_freq, pos);
+  for (int64_t h = 0; h < cfg.n_head_kv; ++h) rope(k + h * hd, cfg.rope_dim, inv_freq, pos);
+}
+
+void sub_norm(const float* x, const std::vector<float>& w, int64_t n, float eps, float* out) {
+  if (w.empty()) {
+    if (out != x) std::copy(x, x + n, out);
+    return;
+  }
+  rmsnorm(x, w.data(), n, eps, out);
 }
 
 void ffn_act_row(FfnActivation act, const float* __restrict gate, const float* __restrict up,

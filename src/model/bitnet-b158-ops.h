@@ -19,6 +19,9 @@ namespace bitnet::model::ops {
 
 // out[i] = x[i] / rms(x) * w[i] (sum of squares in double). out may alias x.
 void rmsnorm(const float* x, const float* w, int64_t n, float eps, float* out);
+// A sub-norm (attn_sub_norm, ffn_sub_norm): rmsnorm with w, or a plain copy when the model has
+// none (w empty: arch llama files converted without them). out may alias x.
+void sub_norm(const float* x, const std::vector<float>& w, int64_t n, float eps, float* out);
 
 // rope: base^(-2i/rope_dim) for i < rope_dim / 2.
 std::vector<double> rope_inv_freq(const ModelConfig& cfg);
@@ -26,7 +29,11 @@ std::vector<double> rope_inv_freq(const ModelConfig& cfg);
 // NEOX rotation of one head at position pos: pairs (i, i + rope_dim / 2).
 void rope_neox(float* v, int64_t rope_dim, const std::vector<double>& inv_freq, int64_t pos);
 
-// Rotates the q heads and the k heads of one fused q|k|v row ([n_embd + 2 n_embd_kv]).
+// NORM rotation of one head: adjacent pairs (2i, 2i + 1) (arch llama, Q/K rows permuted).
+void rope_norm(float* v, int64_t rope_dim, const std::vector<double>& inv_freq, int64_t pos);
+
+// Rotates the q heads and the k heads of one fused q|k|v row ([n_embd + 2 n_embd_kv]) in the
+// model's rope style.
 void rope_qk_row(const ModelConfig& cfg, const std::vector<double>& inv_freq, int64_t pos,
                  float* qkv_row);
 

@@ -119,7 +119,7 @@ void BitNetSession::eval_batch(const int32_t* tokens, int64_t n, float* logits, 
     kv_.store(l, n_past_, n, qkv_.data() + E, qkv_.data() + E + KV, ld_qkv);
     attention(l, n);
     for (int64_t t = 0; t < n; ++t) {
-      ops::rmsnorm(attn_.data() + t * E, L.attn_sub_norm.data(), E, eps, h_.data() + t * E);
+      ops::sub_norm(attn_.data() + t * E, L.attn_sub_norm, E, eps, h_.data() + t * E);
     }
     bitlinear(L.attn_out, d0 + 1, h_.data(), n, tmp_.data());
     for (int64_t i = 0; i < n * E; ++i) x_[static_cast<size_t>(i)] += tmp_[static_cast<size_t>(i)];
@@ -132,7 +132,7 @@ void BitNetSession::eval_batch(const int32_t* tokens, int64_t n, float* logits, 
       const float* g = gate_up_.data() + t * 2 * F;
       float* a = act_.data() + t * F;
       ops::ffn_act_row(cfg_.activation, g, g + F, F, a);
-      ops::rmsnorm(a, L.ffn_sub_norm.data(), F, eps, a);
+      ops::sub_norm(a, L.ffn_sub_norm, F, eps, a);
     }
     bitlinear(L.down, d0 + 3, act_.data(), n, tmp_.data());
     for (int64_t i = 0; i < n * E; ++i) x_[static_cast<size_t>(i)] += tmp_[static_cast<size_t>(i)];

@@ -69,12 +69,21 @@ std::string dims_text(const std::vector<int64_t>& d) {
 }  // namespace
 
 const char* arch_name(Arch arch) {
-  return arch == Arch::BitNetB158 ? "bitnet-b1.58" : "bitnet";
+  switch (arch) {
+    case Arch::BitNetB158:
+      return "bitnet-b1.58";
+    case Arch::BitNet:
+      return "bitnet";
+    case Arch::Llama:
+      return "llama";
+  }
+  return "?";
 }
 
 std::optional<Arch> arch_from_name(std::string_view name) {
   if (name == "bitnet-b1.58" || name == "bitnet-25") return Arch::BitNetB158;
   if (name == "bitnet") return Arch::BitNet;
+  if (name == "llama") return Arch::Llama;
   return std::nullopt;
 }
 
@@ -90,6 +99,10 @@ ModelConfig read_model_config(const GgufFile& f) {
   }
   c.arch = *known;
   c.activation = c.arch == Arch::BitNetB158 ? FfnActivation::Relu2 : FfnActivation::Silu;
+  if (c.arch == Arch::Llama) {
+    c.rope_style = RopeStyle::Norm;
+    c.sub_norms = f.find_tensor("blk.0.attn_sub_norm.weight") != nullptr;
+  }
   const std::string p = *arch + ".";
   c.n_embd = need_int(f, p + "embedding_length");
   c.n_layer = need_int(f, p + "block_count");
@@ -159,12 +172,12 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
     linear("attn_q", E, E);
     linear("attn_k", E, KV);
     linear("attn_v", E, KV);
-    out.push_back({b + "attn_sub_norm.weight", {E}, false, false});
+    if (c.sub_norms) out.push_back({b + "attn_sub_norm.weight", {E}, false, false});
     linear("attn_output", E, E);
     out.push_back({b + "ffn_norm.weight", {E}, false, false});
     linear("ffn_gate", E, F);
     linear("ffn_up", E, F);
-    out.push_back({b + "ffn_sub_norm.weight", {F}, false, false});
+    if (c.sub_norms) out.push_back({b + "ffn_sub_norm.weight", {F}, false, false});
     linear("ffn_down", F, E);
   }
   out.push_back({"output_norm.weight", {E}, false, false});

@@ -15,14 +15,21 @@ namespace bitnet::model {
 enum class Arch {
   BitNetB158,  // "bitnet-b1.58" (older files: "bitnet-25"): 2B4T graph, ReLU^2 FFN, GQA
   BitNet,      // "bitnet": 1bitLLM bitnet_b1_58 graph, SiLU FFN, optional per-linear .scale
+  Llama,       // "llama" with ternary linears (llama.cpp's TQ1_0/TQ2_0 conversions of
+               // Llama3-8B-1.58 and the like): SiLU FFN, sub-norms only if the file has them,
+               // NORM rope on Q/K rows that the converter permuted
 };
 enum class FfnActivation { Relu2, Silu };
+// Neox rotates the pairs (i, i + d/2) of each head (bitnet archs: Q/K not permuted); Norm rotates
+// adjacent pairs (2i, 2i + 1) (llama.cpp's "llama" files, whose Q/K rows were permuted so that
+// this matches the original model's rotate-half).
+enum class RopeStyle { Neox, Norm };
 
 const char* arch_name(Arch arch);  // the name written to general.architecture
 // The architecture of a general.architecture value ("bitnet-25" is BitNetB158), or nullopt for
 // one this build does not run ("llama", ...).
 std::optional<Arch> arch_from_name(std::string_view name);
-inline constexpr const char* kKnownArchNames = "bitnet-b1.58, bitnet-25, bitnet";
+inline constexpr const char* kKnownArchNames = "bitnet-b1.58, bitnet-25, bitnet, llama (ternary)";
 
 struct ModelConfig {
   Arch arch = Arch::BitNetB158;
@@ -40,6 +47,8 @@ struct ModelConfig {
   float rms_eps = 1e-5f;
   FfnActivation activation = FfnActivation::Relu2;
   bool tied_output = true;  // no output.weight: the LM head is token_embd
+  bool sub_norms = true;    // attn_sub_norm / ffn_sub_norm present (always for the bitnet archs)
+  RopeStyle rope_style = RopeStyle::Neox;
 
   int64_t n_embd_kv() const { return head_dim * n_head_kv; }
 };

@@ -142,9 +142,9 @@ std::unique_ptr<ModelWeights> ModelWeights::load(const std::string& model_path,
     const std::string b = "blk." + std::to_string(l) + ".";
     LayerWeights& L = m->layers_[static_cast<size_t>(l)];
     L.attn_norm = to_f32(m->file_.tensor(b + "attn_norm.weight"));
-    L.attn_sub_norm = to_f32(m->file_.tensor(b + "attn_sub_norm.weight"));
+    if (c.sub_norms) L.attn_sub_norm = to_f32(m->file_.tensor(b + "attn_sub_norm.weight"));
     L.ffn_norm = to_f32(m->file_.tensor(b + "ffn_norm.weight"));
-    L.ffn_sub_norm = to_f32(m->file_.tensor(b + "ffn_sub_norm.weight"));
+    if (c.sub_norms) L.ffn_sub_norm = to_f32(m->file_.tensor(b + "ffn_sub_norm.weight"));
   }
   m->output_norm_ = to_f32(m->file_.tensor("output_norm.weight"));
   m->token_embd_.info = &m->file_.tensor("token_embd.weight");

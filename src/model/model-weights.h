@@ -37,7 +37,9 @@ struct RawTensor {
 };
 
 struct LayerWeights {
-  std::vector<float> attn_norm, attn_sub_norm, ffn_norm, ffn_sub_norm;  // F32 copies (small)
+  std::vector<float> attn_norm, attn_sub_norm, ffn_norm, ffn_sub_norm;  // F32 copies (small);
+                                                                        // sub-norms empty when
+                                                                        // the model has none
   PackedLinear qkv;       // [n_embd + 2 n_embd_kv][n_embd]
   PackedLinear attn_out;  // [n_embd][n_embd]
   PackedLinear gate_up;   // [2 n_ff][n_embd] (gate rows, then up rows)
