@@ -343,9 +343,42 @@ void expect_open_error(const std::filesystem::path& dir, std::vector<std::string
   }
 }
 
-TEST_F(HfCheckpointTest, LlamaWithoutSubNormsIsRejected) {
-  write(Kind::Falcon3, {}, false);
-  expect_open_error(dir_, {"attn_sub_norm", "sub-norms"});
+TEST_F(HfCheckpointTest, LlamaWithoutSubNormsBecomesArchLlamaWithPermutedQK) {
+  const Truth truth = write(Kind::Falcon3, {}, false);
+  const HfCheckpoint ck = HfCheckpoint::open(dir_.string());
+  formats::GgufWriter w;
+  HfConvertOptions opt;
+  opt.ternary_type = static_cast<uint32_t>(GgmlType::I2_S);
+  add_hf_checkpoint(ck, opt, w);
+  const std::vector<uint8_t> bytes = w.to_bytes();
+  const formats::GgufFile f = formats::GgufFile::from_memory(bytes, "llama.gguf");
+  const ModelConfig c = read_model_config(f);
+  EXPECT_EQ(c.arch, Arch::Llama);
+  EXPECT_FALSE(c.sub_norms);
+  EXPECT_EQ(c.rope_style, RopeStyle::Norm);
+  EXPECT_EQ(f.get_string("general.architecture"), "llama");
+  expect_valid(c, f);
+  // attn_q rows are the original rows permuted per head (row 2i + j = row j * d/2 + i); attn_v
+  // is unchanged.
+  const formats::GgufTensorInfo& q = f.tensor("blk.0.attn_q.weight");
+  const int64_t in = q.dims[0], rows = q.dims[1], d = c.head_dim;
+  std::vector<int8_t> got(static_cast<size_t>(rows * in));
+  std::vector<float> scale(static_cast<size_t>(rows));
+  formats::decode_ternary(q.type, q.data, q.size, rows, in, q.name, got.data(), scale.data());
+  const auto& want = truth.codes.at("blk.0.attn_q.weight");
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t h = r / d, wi = r % d, src = h * d + (wi % 2) * (d / 2) + wi / 2;
+    for (int64_t k = 0; k < in; ++k) {
+      ASSERT_EQ(got[static_cast<size_t>(r * in + k)], want[static_cast<size_t>(src * in + k)])
+          << "row " << r << " col " << k;
+    }
+  }
+  const formats::GgufTensorInfo& v = f.tensor("blk.0.attn_v.weight");
+  std::vector<int8_t> vgot(static_cast<size_t>(v.dims[0] * v.dims[1]));
+  std::vector<float> vscale(static_cast<size_t>(v.dims[1]));
+  formats::decode_ternary(v.type, v.data, v.size, v.dims[1], v.dims[0], v.name, vgot.data(),
+                          vscale.data());
+  EXPECT_EQ(vgot, truth.codes.at("blk.0.attn_v.weight"));
 }
 
 TEST_F(HfCheckpointTest, ShapeAndExtraTensorErrors) {

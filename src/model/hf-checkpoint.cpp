@@ -178,6 +178,17 @@ HfCheckpoint HfCheckpoint::open(const std::string& dir) {
 
   ck.st_ = formats::SafetensorsCheckpoint::open_dir(dir);
   const formats::SafetensorsCheckpoint& st = ck.st_;
+  // A Llama graph with BitLinear layers but without BitNet's sub-norms (Llama3-8B-1.58, likely
+  // Falcon3-1.58bit): written as arch llama, the way llama.cpp converts such models, with Q/K
+  // rows permuted for NORM rope by the converter (hf-convert.cpp).
+  if (ck.hf_arch_ == "LlamaForCausalLM" &&
+      !st.find("model.layers.0.self_attn.attn_sub_norm.weight") &&
+      !st.find("model.layers.0.self_attn.inner_attn_ln.weight")) {
+    c.arch = Arch::Llama;
+    c.arch_key = arch_name(c.arch);
+    c.sub_norms = false;
+    c.rope_style = RopeStyle::Norm;
+  }
   std::set<std::string> used;
   auto take = [&](const std::string& hf) {
     used.insert(hf);
@@ -188,7 +199,7 @@ HfCheckpoint HfCheckpoint::open(const std::string& dir) {
     if (st.find(b)) return take(b);
     std::string why = "expected tensor '" + a + "' (or '" + b + "') for " + gguf;
     if (ck.hf_arch_ == "LlamaForCausalLM") {
-      why += "; a Llama graph without BitNet's sub-norms is not an architecture this engine runs";
+      why += " (layer 0 has sub-norms, so every layer needs them)";
     }
     fail(st.source(), why);
   };

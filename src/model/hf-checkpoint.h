@@ -5,8 +5,9 @@
 //   BitNetForCausalLM   microsoft/bitnet-b1.58-2B-4T: hidden_act relu2 -> arch bitnet-b1.58.
 //   BitnetForCausalLM   1bitLLM bitnet_b1_58-*: SiLU -> arch bitnet.
 //   LlamaForCausalLM    with quantization_config.quant_method "bitnet" (Falcon3-*-1.58bit): SiLU ->
-//                       arch bitnet. That graph needs attn_sub_norm / ffn_sub_norm; a checkpoint
-//                       without them is rejected (it is a plain Llama graph the engine lacks).
+//                       arch bitnet when it has attn_sub_norm / ffn_sub_norm, else arch llama
+//                       (no sub-norms, NORM rope on Q/K rows the converter permutes, as llama.cpp
+//                       converts such models).
 // Linear weights come in two encodings, told apart per tensor by dtype:
 //   U8  packed [out/4, in]: 2-bit field k (bits 2k..2k+1) of packed[r][c] holds W[k*out/4 +
 //   r][c]+1,

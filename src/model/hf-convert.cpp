@@ -17,6 +17,27 @@
 namespace bitnet::model {
 namespace {
 
+// Arch llama: Q/K rows go from Hugging Face's rotate-half order to the interleaved pairs of NORM
+// rope, per head: new row 2i + j = old row j * d/2 + i (llama.cpp's convert_hf_to_gguf permute).
+void permute_for_norm_rope(const ModelConfig& c, const std::string& name, int64_t rows, int64_t k,
+                           std::vector<int8_t>& codes) {
+  if (c.rope_style != RopeStyle::Norm) return;
+  const bool q = name.find(".attn_q.") != std::string::npos;
+  const bool kk = name.find(".attn_k.") != std::string::npos;
+  if (!q && !kk) return;
+  const int64_t heads = q ? c.n_head : c.n_head_kv, d = rows / heads, half = d / 2;
+  std::vector<int8_t> out(codes.size());
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t i = 0; i < half; ++i) {
+      for (int64_t j = 0; j < 2; ++j) {
+        const int64_t dst = h * d + 2 * i + j, src = h * d + j * half + i;
+        std::copy(codes.begin() + src * k, codes.begin() + (src + 1) * k, out.begin() + dst * k);
+      }
+    }
+  }
+  codes.swap(out);
+}
+
 using formats::GgmlType;
 
 constexpr uint32_t id(GgmlType t) {
@@ -82,6 +103,7 @@ HfConvertResult add_hf_checkpoint(const HfCheckpoint& ck, const HfConvertOptions
           progress();
           std::vector<int8_t> codes(static_cast<size_t>(t.dims[0] * t.dims[1]));
           const float scale = ck.read_ternary(t, codes);
+          permute_for_norm_rope(ck.config(), t.name, t.dims[1], t.dims[0], codes);
           formats::encode_ternary(tt, codes.data(), t.dims[1], t.dims[0], scale, out.data(),
                                   out.size());
         });
