@@ -493,8 +493,11 @@ TEST(ModelInfo, VocabOnlyTokenizerFileStillReportsItsTokenizer) {
   EXPECT_EQ(info.tokenizer.special[0].id, 128000);
   EXPECT_EQ(info.tokenizer.special[0].text, "<|begin_of_text|>");
   EXPECT_TRUE(info.tensors.empty());
-  EXPECT_FALSE(info.bytes_per_token.has_value());
-  EXPECT_TRUE(model_info_json(info)["config"].is_null());
+  // The llama hyper-parameters read fine; with no tensors, nothing is read per token.
+  ASSERT_TRUE(info.config.has_value());
+  EXPECT_EQ(info.config->arch, Arch::Llama);
+  EXPECT_EQ(info.bytes_per_token.value_or(1), 0u);
+  EXPECT_FALSE(model_info_json(info)["config"].is_null());
 }
 
 TEST(ModelInfo, ConfigErrorOfAKnownArchitectureIsAProblem) {
