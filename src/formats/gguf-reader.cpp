@@ -600,4 +600,18 @@ bool GgufValue::operator==(const GgufValue& o) const {
       v_);
 }
 
+std::optional<int64_t> GgufValue::as_integer() const {
+  if (is<uint8_t>()) return as<uint8_t>();
+  if (is<int8_t>()) return as<int8_t>();
+  if (is<uint16_t>()) return as<uint16_t>();
+  if (is<int16_t>()) return as<int16_t>();
+  if (is<uint32_t>()) return as<uint32_t>();
+  if (is<int32_t>()) return as<int32_t>();
+  if (is<int64_t>()) return as<int64_t>();
+  if (is<uint64_t>() && as<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)) {
+    return static_cast<int64_t>(as<uint64_t>());
+  }
+  return std::nullopt;
+}
+
 }  // namespace bitnet::formats

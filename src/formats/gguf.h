@@ -112,6 +112,9 @@ class GgufValue {
 
   GgufValueType type() const;
   bool is_array() const { return type() == GgufValueType::ARRAY; }
+  // The value of a scalar of any integer type (converters disagree on u32/i32/u64), or nullopt
+  // for any other type and for a UINT64 above INT64_MAX.
+  std::optional<int64_t> as_integer() const;
   // Element type and length of an array; throw GgufError on a non-array.
   GgufValueType array_type() const;
   size_t array_size() const;

@@ -31,14 +31,7 @@ std::optional<int64_t> find_int(const GgufFile& f, const std::string& key,
                                 std::vector<std::string>& problems) {
   const GgufValue* v = f.find(key);
   if (!v) return std::nullopt;
-  if (v->is<uint32_t>()) return v->as<uint32_t>();
-  if (v->is<int32_t>()) return v->as<int32_t>();
-  if (v->is<uint64_t>()) return static_cast<int64_t>(v->as<uint64_t>());
-  if (v->is<int64_t>()) return v->as<int64_t>();
-  if (v->is<uint16_t>()) return v->as<uint16_t>();
-  if (v->is<int16_t>()) return v->as<int16_t>();
-  if (v->is<uint8_t>()) return v->as<uint8_t>();
-  if (v->is<int8_t>()) return v->as<int8_t>();
+  if (const auto i = v->as_integer()) return i;
   problems.push_back("metadata key '" + key + "': expected an integer, found " +
                      v->type_description());
   return std::nullopt;
