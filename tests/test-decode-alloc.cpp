@@ -11,6 +11,12 @@
 
 #include "model/bitnet-b158.h"
 
+// GCC pairs the inlined replacement operator delete (std::free) with the replaced operator new and
+// warns of a mismatch that is not one: both replacements use malloc/free.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
 namespace {
 std::atomic<bool> g_counting{false};
 std::atomic<long> g_allocations{0};
