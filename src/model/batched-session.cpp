@@ -149,45 +149,32 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
     item_pos_[static_cast<size_t>(i)] = n_past_[slot] + step_count_[slot]++;
   }
 
-  const int64_t E = cfg_.n_embd, KV = cfg_.n_embd_kv(), F = cfg_.n_ff;
+  const int64_t E = cfg_.n_embd, KV = cfg_.n_embd_kv();
   const int64_t ld_qkv = E + 2 * KV;
   const float eps = cfg_.rms_eps;
   for (int64_t t = 0; t < n; ++t) {
     ops::embed_row(w_, items[static_cast<size_t>(t)].token, x_.data() + t * E);
   }
+  const ops::LayerBuffers b{x_.data(),   h_.data(),       qkv_.data(), attn_.data(),
+                            tmp_.data(), gate_up_.data(), act_.data()};
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
-    const LayerWeights& L = w_.layers()[static_cast<size_t>(l)];
-    for (int64_t t = 0; t < n; ++t) {
-      ops::rmsnorm(x_.data() + t * E, L.attn_norm.data(), E, eps, h_.data() + t * E);
-    }
-    ops::bitlinear_q8(pool_, kt_, L.qkv, h_.data(), n, q8_, qkv_.data());
-    for (int64_t t = 0; t < n; ++t) {
-      float* row = qkv_.data() + t * ld_qkv;
-      const auto ti = static_cast<size_t>(t);
-      ops::rope_qk_row(cfg_, inv_freq_, item_pos_[ti], row);
-      kv_[static_cast<size_t>(item_slot_[ti])].store(l, item_pos_[ti], 1, row + E, row + E + KV,
-                                                     ld_qkv);
-    }
-    attention(l, n);
-    for (int64_t t = 0; t < n; ++t) {
-      ops::sub_norm(attn_.data() + t * E, L.attn_sub_norm, E, eps, h_.data() + t * E);
-    }
-    ops::bitlinear_q8(pool_, kt_, L.attn_out, h_.data(), n, q8_, tmp_.data());
-    for (int64_t i = 0; i < n * E; ++i) x_[static_cast<size_t>(i)] += tmp_[static_cast<size_t>(i)];
-
-    for (int64_t t = 0; t < n; ++t) {
-      ops::rmsnorm(x_.data() + t * E, L.ffn_norm.data(), E, eps, h_.data() + t * E);
-    }
-    ops::bitlinear_q8(pool_, kt_, L.gate_up, h_.data(), n, q8_, gate_up_.data());
-    for (int64_t t = 0; t < n; ++t) {
-      const float* g = gate_up_.data() + t * 2 * F;
-      float* a = act_.data() + t * F;
-      ops::ffn_act_row(cfg_.activation, g, g + F, F, a);
-      ops::sub_norm(a, L.ffn_sub_norm, F, eps, a);
-    }
-    ops::bitlinear_q8(pool_, kt_, L.down, act_.data(), n, q8_, tmp_.data());
-    for (int64_t i = 0; i < n * E; ++i) x_[static_cast<size_t>(i)] += tmp_[static_cast<size_t>(i)];
+    ops::layer_forward(
+        cfg_, w_.layers()[static_cast<size_t>(l)], n, b,
+        [&](const PackedLinear& w, int, const float* in, float* out) {
+          ops::bitlinear_q8(pool_, kt_, w, in, n, q8_, out);
+        },
+        [&] {
+          for (int64_t t = 0; t < n; ++t) {
+            float* row = qkv_.data() + t * ld_qkv;
+            const auto ti = static_cast<size_t>(t);
+            ops::rope_qk_row(cfg_, inv_freq_, item_pos_[ti], row);
+            kv_[static_cast<size_t>(item_slot_[ti])].store(l, item_pos_[ti], 1, row + E,
+                                                           row + E + KV, ld_qkv);
+          }
+          attention(l, n);
+        });
   }
+
   if (n_logits > 0) {
     int64_t r = 0;
     for (int64_t t = 0; t < n; ++t) {

@@ -70,4 +70,41 @@ void lm_head_rows(ThreadPool& pool, const kernels::KernelTable& kt, const ModelW
                   const float* xn, int64_t rows, float* logits, int64_t ld_logits,
                   float* row_scratch, int64_t scratch_stride);
 
+// Activation buffers of one step of n rows (each sized by the session for its maximum rows).
+struct LayerBuffers {
+  float* x;        // [n][n_embd] residual stream, updated in place
+  float* h;        // [n][n_embd] normed input of a linear
+  float* qkv;      // [n][n_embd + 2 n_embd_kv]
+  float* attn;     // [n][n_embd] attention output
+  float* tmp;      // [n][max(n_embd, n_ff)]
+  float* gate_up;  // [n][2 n_ff]
+  float* act;      // [n][n_ff]
+};
+
+// One transformer layer over n rows: the graph of bitnet-b158.h, written once for both sessions.
+// linear(w, k, in, out): one BitLinear over the n rows (k = 0..3: qkv, attn_out, gate_up, down).
+// rope_and_attend(): rotates q and k in b.qkv, stores k and v, and writes b.attn.
+template <class Linear, class RopeAndAttend>
+void layer_forward(const ModelConfig& cfg, const LayerWeights& L, int64_t n, const LayerBuffers& b,
+                   Linear&& linear, RopeAndAttend&& rope_and_attend) {
+  const int64_t E = cfg.n_embd, F = cfg.n_ff;
+  const float eps = cfg.rms_eps;
+  for (int64_t t = 0; t < n; ++t) rmsnorm(b.x + t * E, L.attn_norm.data(), E, eps, b.h + t * E);
+  linear(L.qkv, 0, b.h, b.qkv);
+  rope_and_attend();
+  for (int64_t t = 0; t < n; ++t) sub_norm(b.attn + t * E, L.attn_sub_norm, E, eps, b.h + t * E);
+  linear(L.attn_out, 1, b.h, b.tmp);
+  for (int64_t i = 0; i < n * E; ++i) b.x[i] += b.tmp[i];
+  for (int64_t t = 0; t < n; ++t) rmsnorm(b.x + t * E, L.ffn_norm.data(), E, eps, b.h + t * E);
+  linear(L.gate_up, 2, b.h, b.gate_up);
+  for (int64_t t = 0; t < n; ++t) {
+    const float* g = b.gate_up + t * 2 * F;
+    float* a = b.act + t * F;
+    ffn_act_row(cfg.activation, g, g + F, F, a);
+    sub_norm(a, L.ffn_sub_norm, F, eps, a);
+  }
+  linear(L.down, 3, b.act, b.tmp);
+  for (int64_t i = 0; i < n * E; ++i) b.x[i] += b.tmp[i];
+}
+
 }  // namespace bitnet::model::ops

@@ -102,40 +102,26 @@ void BitNetSession::eval(std::span<const int32_t> tokens, float* logits, bool al
 }
 
 void BitNetSession::eval_batch(const int32_t* tokens, int64_t n, float* logits, bool all_logits) {
-  const int64_t E = cfg_.n_embd, KV = cfg_.n_embd_kv(), F = cfg_.n_ff, hd = cfg_.head_dim;
+  const int64_t E = cfg_.n_embd, KV = cfg_.n_embd_kv(), hd = cfg_.head_dim;
   const int64_t ld_qkv = E + 2 * KV;
   const float eps = cfg_.rms_eps;
   for (int64_t t = 0; t < n; ++t) ops::embed_row(w_, tokens[t], x_.data() + t * E);
+  const ops::LayerBuffers b{x_.data(),   h_.data(),       qkv_.data(), attn_.data(),
+                            tmp_.data(), gate_up_.data(), act_.data()};
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
-    const LayerWeights& L = w_.layers()[static_cast<size_t>(l)];
     const size_t d0 = static_cast<size_t>(4 * l);
-    for (int64_t t = 0; t < n; ++t) {
-      ops::rmsnorm(x_.data() + t * E, L.attn_norm.data(), E, eps, h_.data() + t * E);
-    }
-    bitlinear(L.qkv, d0, h_.data(), n, qkv_.data());
-    for (int64_t t = 0; t < n; ++t) {
-      ops::rope_qk_row(cfg_, inv_freq_, n_past_ + t, qkv_.data() + t * ld_qkv);
-    }
-    kv_.store(l, n_past_, n, qkv_.data() + E, qkv_.data() + E + KV, ld_qkv);
-    attention(l, n);
-    for (int64_t t = 0; t < n; ++t) {
-      ops::sub_norm(attn_.data() + t * E, L.attn_sub_norm, E, eps, h_.data() + t * E);
-    }
-    bitlinear(L.attn_out, d0 + 1, h_.data(), n, tmp_.data());
-    for (int64_t i = 0; i < n * E; ++i) x_[static_cast<size_t>(i)] += tmp_[static_cast<size_t>(i)];
-
-    for (int64_t t = 0; t < n; ++t) {
-      ops::rmsnorm(x_.data() + t * E, L.ffn_norm.data(), E, eps, h_.data() + t * E);
-    }
-    bitlinear(L.gate_up, d0 + 2, h_.data(), n, gate_up_.data());
-    for (int64_t t = 0; t < n; ++t) {
-      const float* g = gate_up_.data() + t * 2 * F;
-      float* a = act_.data() + t * F;
-      ops::ffn_act_row(cfg_.activation, g, g + F, F, a);
-      ops::sub_norm(a, L.ffn_sub_norm, F, eps, a);
-    }
-    bitlinear(L.down, d0 + 3, act_.data(), n, tmp_.data());
-    for (int64_t i = 0; i < n * E; ++i) x_[static_cast<size_t>(i)] += tmp_[static_cast<size_t>(i)];
+    ops::layer_forward(
+        cfg_, w_.layers()[static_cast<size_t>(l)], n, b,
+        [&](const PackedLinear& w, int k, const float* in, float* out) {
+          bitlinear(w, d0 + static_cast<size_t>(k), in, n, out);
+        },
+        [&] {
+          for (int64_t t = 0; t < n; ++t) {
+            ops::rope_qk_row(cfg_, inv_freq_, n_past_ + t, qkv_.data() + t * ld_qkv);
+          }
+          kv_.store(l, n_past_, n, qkv_.data() + E, qkv_.data() + E + KV, ld_qkv);
+          attention(l, n);
+        });
   }
   if (logits) {
     const int64_t first = all_logits ? 0 : n - 1;
