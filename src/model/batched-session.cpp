@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "model/lm-head.h"
+
 namespace bitnet::model {
 
 BatchedSession::BatchedSession(const ModelWeights& weights, const BatchedOptions& options,

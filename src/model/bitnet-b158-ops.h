@@ -62,14 +62,6 @@ void bitlinear_q8(ThreadPool& pool, const kernels::KernelTable& kt, const Packed
 void attend_head(const kernels::KernelTable& kt, const KvCache& kv, int64_t layer, int64_t kv_off,
                  const float* q, int64_t hd, int64_t n_pos, float scale, float* scores, float* out);
 
-// logits[r * ld_logits + v] = output[v] . xn[r * n_embd] for r < rows, every v < n_vocab, split
-// over the pool by vocabulary row so the output matrix is read once for all rows. row_scratch:
-// per thread t, row_scratch + t * scratch_stride holds n_embd floats (quantized output matrices
-// are dequantized there one row at a time).
-void lm_head_rows(ThreadPool& pool, const kernels::KernelTable& kt, const ModelWeights& w,
-                  const float* xn, int64_t rows, float* logits, int64_t ld_logits,
-                  float* row_scratch, int64_t scratch_stride);
-
 // Activation buffers of one step of n rows (each sized by the session for its maximum rows).
 struct LayerBuffers {
   float* x;        // [n][n_embd] residual stream, updated in place

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "model/bitnet-b158-ops.h"
+#include "model/lm-head.h"
 
 namespace bitnet::model {
 
