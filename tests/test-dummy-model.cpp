@@ -408,6 +408,24 @@ TEST(DummyPresets, ShapesOfTheRealModels) {
 
   const ModelConfig& tiny = find_dummy_preset("tiny-1m").config;
   EXPECT_EQ(ternary_parameter_count(tiny), 2 * (256 * (256 + 128 + 128 + 256) + 3 * 256 * 512));
+
+  // The benchmark matrix's medium model: about 100 M parameters in all.
+  const ModelConfig& med = find_dummy_preset("medium-100m").config;
+  EXPECT_EQ(med.arch, Arch::BitNetB158);
+  EXPECT_EQ(med.n_embd, 768);
+  EXPECT_EQ(med.n_layer, 12);
+  EXPECT_EQ(med.n_head, 12);
+  EXPECT_EQ(med.n_head_kv, 4);
+  EXPECT_EQ(med.head_dim, 64);
+  EXPECT_EQ(med.n_ff, 2048);
+  EXPECT_EQ(med.n_vocab, 32000);
+  EXPECT_TRUE(med.tied_output);
+  // 12 * (768 * (768 + 256 + 256 + 768) + 3 * 768 * 2048) ternary, 32000 * 768 embedding,
+  // 12 * (3 * 768 + 2048) + 768 norm weights.
+  EXPECT_EQ(ternary_parameter_count(med), int64_t{12} * (768 * 2048 + 3 * 768 * 2048));
+  EXPECT_EQ(total_parameter_count(med),
+            ternary_parameter_count(med) + 32000 * 768 + 12 * (3 * 768 + 2048) + 768);
+  EXPECT_NEAR(static_cast<double>(total_parameter_count(med)), 100e6, 1e6);
 }
 
 TEST(DummyPresets, UntiedPresetsCarryOutputWeight) {

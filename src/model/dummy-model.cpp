@@ -116,6 +116,14 @@ std::vector<DummyPreset> make_presets() {
                make_config(Arch::BitNetB158, 3072, 40, 12, 4, 23040, 131072, 32768, 1000042.0f,
                            1e-6f, false),
                falcon3_tokenizer(131072)});
+  // Not a real model: the "medium" of the benchmark matrix (bench/bench-matrix.cpp), a small
+  // BitNet b1.58 of ~100 M parameters between tiny-1m and 2b4t: 12 layers of 768 (12 heads of 64,
+  // 4 KV heads), FFN 2048, LLaMA-2 SentencePiece vocabulary of 32000, tied; 75.5 M ternary
+  // parameters plus a 24.6 M embedding. Every dim is a multiple of 256 (all ternary types, Q6_K).
+  p.push_back(
+      {"medium-100m", "synthetic: 12 layers of 768, GQA 12/4, FFN 2048, vocab 32000 (100 M)",
+       make_config(Arch::BitNetB158, 768, 12, 12, 4, 2048, 32000, 2048, 10000.0f, 1e-5f, true),
+       llama2_tokenizer(32000)});
   // Not a real model: ~1.18 M ternary parameters for latency work. Every dim is a multiple of 256
   // so that all ternary types (TQ2_0 / TQ1_0 blocks of 256) and Q6_K embeddings apply. The
   // vocabulary has the layout of ../shared/reference's fixture vocabulary: 4112 ids, the

@@ -39,7 +39,7 @@ struct DummyPreset {
 };
 
 // All presets, in --list order: 2b4t, bitnet-large, bitnet-3b, llama3-8b-1.58, falcon3-10b-1.58,
-// tiny-1m.
+// medium-100m, tiny-1m.
 const std::vector<DummyPreset>& dummy_presets();
 // Throws std::invalid_argument naming the unknown preset and listing the known ones.
 const DummyPreset& find_dummy_preset(std::string_view name);
