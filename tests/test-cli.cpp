@@ -299,6 +299,35 @@ TEST(Run, GreedyContinuationOfTheReferencePrompt) {
   EXPECT_NE(r.err.find("generation: 16 tokens"), std::string::npos) << r.err;
 }
 
+TEST(Run, ProfileWritesEveryOperationOfTheForwardPass) {
+  const fs::path fixture = reference_dir() / "models" / "tiny-b158.i2_s.gguf";
+  REQUIRE_FIXTURE(fixture);
+  TempDir tmp;
+  const fs::path out = tmp.path() / "profile.json";
+  const Result r = run_bitnet({"run", "-m", fixture.string(), "-p", "The quick brown fox", "-n",
+                               "8", "--temp", "0", "--profile", out.string(), "--profile-series"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(read_all(out));
+  EXPECT_EQ(j["steps"], 8);  // the prompt, then 7 decode steps (the 8th token is not evaluated)
+  for (const char* op : {"embed", "norm", "matmul_qkv", "matmul_attn_out", "matmul_gate_up",
+                         "matmul_down", "rope_kv", "attention", "ffn_act", "residual", "lm_head",
+                         "sampling", "tokenize", "detokenize"}) {
+    ASSERT_TRUE(j["ops"].contains(op)) << op;
+    EXPECT_GT(j["ops"][op]["calls"].get<int64_t>(), 0) << op;
+    EXPECT_EQ(j["series"][op].size(), 8u) << op;
+  }
+  EXPECT_EQ(j["ops"]["sampling"]["calls"], 8);
+  double share = 0;
+  for (const auto& [name, op] : j["ops"].items()) share += op["share"].get<double>();
+  EXPECT_NEAR(share, 1.0, 1e-4);
+
+  expect_clear_failure({"run", "-m", fixture.string(), "-p", "hi", "--profile-series"},
+                       "--profile");
+  expect_clear_failure(
+      {"run", "-m", fixture.string(), "-p", "hi", "--profile", (tmp.path() / "no/such").string()},
+      "no/such");
+}
+
 TEST(Tokenize, ReferencePromptIds) {
   const fs::path fixture = reference_dir() / "models" / "tiny-b158.i2_s.gguf";
   REQUIRE_FIXTURE(fixture);

@@ -2,12 +2,14 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "cli/cli-common.h"
 #include "cli/commands.h"
+#include "core/perf-monitor.h"
 #include "model/chat-template.h"
 #include "model/dummy-model.h"
 #include "model/prepared-cache.h"
@@ -19,7 +21,8 @@ namespace {
 
 constexpr const char* kUsage =
     "run [-m MODEL] -p PROMPT [-n N] [-t THREADS] [-c CTX] [--temp T] [--top-k K] [--top-p P]\n"
-    "      [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]... [--chat] [--kv f16|f32]";
+    "      [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]... [--chat] [--kv f16|f32]\n"
+    "      [--profile FILE.json] [--profile-series]";
 
 using Clock = std::chrono::steady_clock;
 
@@ -48,7 +51,8 @@ int cmd_run(int argc, char** argv) {
   Args args(argc, argv, kUsage);
   CommonModelOptions mo;
   std::string prompt;
-  bool have_prompt = false, chat = false;
+  bool have_prompt = false, chat = false, profile_series = false;
+  std::string profile_path;
   int64_t n_predict = 64;
   model::SamplerParams sp;
   std::vector<std::string> stops;
@@ -76,6 +80,10 @@ int cmd_run(int argc, char** argv) {
       stops.push_back(args.value(a));
     } else if (a == "--chat") {
       chat = true;
+    } else if (a == "--profile") {
+      profile_path = args.value(a);
+    } else if (a == "--profile-series") {
+      profile_series = true;
     } else {
       args.unknown(a);
     }
@@ -83,6 +91,16 @@ int cmd_run(int argc, char** argv) {
   if (!have_prompt)
     throw std::invalid_argument("-p PROMPT is required (usage: bitnet " + std::string(kUsage) +
                                 ")");
+  if (profile_series && profile_path.empty()) {
+    throw std::invalid_argument("--profile-series needs --profile FILE.json");
+  }
+  std::ofstream profile_out;
+  if (!profile_path.empty()) {  // opened first: a bad path fails before the model loads
+    profile_out.open(profile_path);
+    if (!profile_out) throw std::invalid_argument("--profile: cannot write " + profile_path);
+  }
+  PerfMonitor monitor;
+  PerfMonitor* mon = profile_path.empty() ? nullptr : &monitor;
   if (mo.model.empty()) mo.model = default_model();
 
   const auto weights = load_model(mo);
@@ -100,9 +118,14 @@ int cmd_run(int argc, char** argv) {
                                     tok.find_token("<|start_header_id|>").has_value());
     text = model::apply_chat_template(tmpl, {{"user", prompt}}, true);
   }
-  const std::vector<int32_t> prompt_ids = tok.encode(text, true, true);
+  std::vector<int32_t> prompt_ids;
+  {
+    PerfScope s(mon, PerfOp::Tokenize);
+    prompt_ids = tok.encode(text, true, true);
+  }
   ThreadPool pool(mo.threads);
   model::BitNetSession session(*weights, mo.session_options(), pool);
+  session.set_monitor(mon);
   if (static_cast<int64_t>(prompt_ids.size()) >= session.n_ctx()) {
     throw std::invalid_argument("the prompt has " + std::to_string(prompt_ids.size()) +
                                 " tokens but the context holds " + std::to_string(session.n_ctx()) +
@@ -125,14 +148,22 @@ int cmd_run(int argc, char** argv) {
   int64_t generated = 0;
   const char* why = "length limit";
   for (; generated < n_predict; ++generated) {
-    const int32_t next = sampler.sample(logits.data(), history);
+    int32_t next;
+    {
+      PerfScope s(mon, PerfOp::Sampling);
+      next = sampler.sample(logits.data(), history);
+    }
     if (generated == 0) t_first = Clock::now();
     if (tok.is_eog(next)) {
       why = "end of generation token";
       break;
     }
     history.push_back(next);
-    const auto step = stop.feed(detok.push(next));
+    model::StopMatcher::Step step;
+    {
+      PerfScope s(mon, PerfOp::Detokenize);
+      step = stop.feed(detok.push(next));
+    }
     std::fwrite(step.emit.data(), 1, step.emit.size(), stdout);
     std::fflush(stdout);
     if (step.stopped) {
@@ -166,6 +197,14 @@ int cmd_run(int argc, char** argv) {
                generated > 1 ? static_cast<double>(generated - 1) / tg : 0.0,
                1000.0 * seconds(t0, t_first), why, pool.size(),
                kernels::isa_name(kernels::active_kernels().isa));
+  if (mon) {
+    monitor.write_json(profile_out, profile_series);
+    profile_out << "\n";
+    if (!profile_out.flush())
+      throw std::runtime_error("--profile: writing " + profile_path + " failed");
+    std::fprintf(stderr, "profile: %s (%lld steps)\n", profile_path.c_str(),
+                 static_cast<long long>(monitor.steps()));
+  }
   return 0;
 }
 
@@ -174,7 +213,10 @@ int cmd_run(int argc, char** argv) {
 BITNET_COMMAND("run", kUsage,
                "generate text, streamed to stdout; prompt t/s, generation t/s and time to first\n"
                "token on stderr. Without -m: a built-in 2B4T-shaped model with random weights,\n"
-               "generated on first use. --chat wraps the prompt in the model's chat template",
+               "generated on first use. --chat wraps the prompt in the model's chat template.\n"
+               "--profile FILE.json writes the time of each operation (matmul kinds, attention,\n"
+               "norms, lm head, sampling, tokenization), per step P50/P95/P99 included;\n"
+               "--profile-series adds every step's times",
                cmd_run);
 
 }  // namespace bitnet::cli

@@ -154,40 +154,52 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
   const int64_t E = cfg_.n_embd, KV = cfg_.n_embd_kv();
   const int64_t ld_qkv = E + 2 * KV;
   const float eps = cfg_.rms_eps;
-  for (int64_t t = 0; t < n; ++t) {
-    ops::embed_row(w_, items[static_cast<size_t>(t)].token, x_.data() + t * E);
+  {
+    PerfScope s(mon_, PerfOp::Embed);
+    for (int64_t t = 0; t < n; ++t) {
+      ops::embed_row(w_, items[static_cast<size_t>(t)].token, x_.data() + t * E);
+    }
   }
   const ops::LayerBuffers b{x_.data(),   h_.data(),       qkv_.data(), attn_.data(),
                             tmp_.data(), gate_up_.data(), act_.data()};
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     ops::layer_forward(
-        cfg_, w_.layers()[static_cast<size_t>(l)], n, b,
+        cfg_, w_.layers()[static_cast<size_t>(l)], n, b, mon_,
         [&](const PackedLinear& w, int, const float* in, float* out) {
           ops::bitlinear_q8(pool_, kt_, w, in, n, q8_, out);
         },
         [&] {
-          for (int64_t t = 0; t < n; ++t) {
-            float* row = qkv_.data() + t * ld_qkv;
-            const auto ti = static_cast<size_t>(t);
-            ops::rope_qk_row(cfg_, inv_freq_, item_pos_[ti], row);
-            kv_[static_cast<size_t>(item_slot_[ti])].store(l, item_pos_[ti], 1, row + E,
-                                                           row + E + KV, ld_qkv);
+          {
+            PerfScope s(mon_, PerfOp::RopeKv);
+            for (int64_t t = 0; t < n; ++t) {
+              float* row = qkv_.data() + t * ld_qkv;
+              const auto ti = static_cast<size_t>(t);
+              ops::rope_qk_row(cfg_, inv_freq_, item_pos_[ti], row);
+              kv_[static_cast<size_t>(item_slot_[ti])].store(l, item_pos_[ti], 1, row + E,
+                                                             row + E + KV, ld_qkv);
+            }
           }
+          PerfScope s(mon_, PerfOp::Attention);
           attention(l, n);
         });
   }
 
   if (n_logits > 0) {
-    int64_t r = 0;
-    for (int64_t t = 0; t < n; ++t) {
-      if (!items[static_cast<size_t>(t)].wants_logits) continue;
-      ops::rmsnorm(x_.data() + t * E, w_.output_norm().data(), E, eps, h_.data() + r * E);
-      ++r;
+    {
+      PerfScope s(mon_, PerfOp::Norm);
+      int64_t r = 0;
+      for (int64_t t = 0; t < n; ++t) {
+        if (!items[static_cast<size_t>(t)].wants_logits) continue;
+        ops::rmsnorm(x_.data() + t * E, w_.output_norm().data(), E, eps, h_.data() + r * E);
+        ++r;
+      }
     }
+    PerfScope s(mon_, PerfOp::LmHead);
     ops::lm_head_rows(pool_, kt_, w_, h_.data(), n_logits, logits, cfg_.n_vocab,
                       thread_scratch_.data() + n_ctx_, scratch_stride_);
   }
   for (size_t s = 0; s < step_count_.size(); ++s) n_past_[s] += step_count_[s];
+  if (mon_) mon_->end_step(n);
 }
 
 }  // namespace bitnet::model

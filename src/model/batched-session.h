@@ -71,6 +71,8 @@ class BatchedSession {
   int64_t max_batch_tokens() const { return opt_.max_batch_tokens; }
   int64_t active_sequences() const { return n_active_; }
   size_t kv_bytes() const;  // all slots' caches
+  // Times every operation of step() into m (null: off); each step() closes one series row.
+  void set_monitor(PerfMonitor* m) { mon_ = m; }
 
  private:
   bool in_use(int slot) const;
@@ -97,6 +99,7 @@ class BatchedSession {
   ops::Q8Scratch q8_;
   AlignedBuffer<float> thread_scratch_;  // per thread: scores[n_ctx] + a dequantized output row
   int64_t scratch_stride_ = 0;
+  PerfMonitor* mon_ = nullptr;
 };
 
 }  // namespace bitnet::model

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/perf-monitor.h"
 #include "core/thread-pool.h"
 #include "kernels/ternary-matmul.h"
 #include "model/kv-cache.h"
@@ -75,28 +76,49 @@ struct LayerBuffers {
 
 // One transformer layer over n rows: the graph of bitnet-b158.h, written once for both sessions.
 // linear(w, k, in, out): one BitLinear over the n rows (k = 0..3: qkv, attn_out, gate_up, down).
-// rope_and_attend(): rotates q and k in b.qkv, stores k and v, and writes b.attn.
+// rope_and_attend(): rotates q and k in b.qkv, stores k and v, and writes b.attn (it times its own
+// parts). mon (may be null) receives the time of each operation.
 template <class Linear, class RopeAndAttend>
 void layer_forward(const ModelConfig& cfg, const LayerWeights& L, int64_t n, const LayerBuffers& b,
-                   Linear&& linear, RopeAndAttend&& rope_and_attend) {
+                   PerfMonitor* mon, Linear&& linear, RopeAndAttend&& rope_and_attend) {
   const int64_t E = cfg.n_embd, F = cfg.n_ff;
   const float eps = cfg.rms_eps;
-  for (int64_t t = 0; t < n; ++t) rmsnorm(b.x + t * E, L.attn_norm.data(), E, eps, b.h + t * E);
-  linear(L.qkv, 0, b.h, b.qkv);
-  rope_and_attend();
-  for (int64_t t = 0; t < n; ++t) sub_norm(b.attn + t * E, L.attn_sub_norm, E, eps, b.h + t * E);
-  linear(L.attn_out, 1, b.h, b.tmp);
-  for (int64_t i = 0; i < n * E; ++i) b.x[i] += b.tmp[i];
-  for (int64_t t = 0; t < n; ++t) rmsnorm(b.x + t * E, L.ffn_norm.data(), E, eps, b.h + t * E);
-  linear(L.gate_up, 2, b.h, b.gate_up);
-  for (int64_t t = 0; t < n; ++t) {
-    const float* g = b.gate_up + t * 2 * F;
-    float* a = b.act + t * F;
-    ffn_act_row(cfg.activation, g, g + F, F, a);
-    sub_norm(a, L.ffn_sub_norm, F, eps, a);
+  auto timed_linear = [&](const PackedLinear& w, int k, const float* in, float* out) {
+    PerfScope s(mon, static_cast<PerfOp>(static_cast<int>(PerfOp::MatmulQkv) + k));
+    linear(w, k, in, out);
+  };
+  auto residual = [&] {
+    PerfScope s(mon, PerfOp::Residual);
+    for (int64_t i = 0; i < n * E; ++i) b.x[i] += b.tmp[i];
+  };
+  {
+    PerfScope s(mon, PerfOp::Norm);
+    for (int64_t t = 0; t < n; ++t) rmsnorm(b.x + t * E, L.attn_norm.data(), E, eps, b.h + t * E);
   }
-  linear(L.down, 3, b.act, b.tmp);
-  for (int64_t i = 0; i < n * E; ++i) b.x[i] += b.tmp[i];
+  timed_linear(L.qkv, 0, b.h, b.qkv);
+  rope_and_attend();
+  {
+    PerfScope s(mon, PerfOp::Norm);
+    for (int64_t t = 0; t < n; ++t) sub_norm(b.attn + t * E, L.attn_sub_norm, E, eps, b.h + t * E);
+  }
+  timed_linear(L.attn_out, 1, b.h, b.tmp);
+  residual();
+  {
+    PerfScope s(mon, PerfOp::Norm);
+    for (int64_t t = 0; t < n; ++t) rmsnorm(b.x + t * E, L.ffn_norm.data(), E, eps, b.h + t * E);
+  }
+  timed_linear(L.gate_up, 2, b.h, b.gate_up);
+  {
+    PerfScope s(mon, PerfOp::FfnAct);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* g = b.gate_up + t * 2 * F;
+      float* a = b.act + t * F;
+      ffn_act_row(cfg.activation, g, g + F, F, a);
+      sub_norm(a, L.ffn_sub_norm, F, eps, a);
+    }
+  }
+  timed_linear(L.down, 3, b.act, b.tmp);
+  residual();
 }
 
 }  // namespace bitnet::model::ops

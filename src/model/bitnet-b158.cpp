@@ -106,33 +106,46 @@ void BitNetSession::eval_batch(const int32_t* tokens, int64_t n, float* logits, 
   const int64_t E = cfg_.n_embd, KV = cfg_.n_embd_kv(), hd = cfg_.head_dim;
   const int64_t ld_qkv = E + 2 * KV;
   const float eps = cfg_.rms_eps;
-  for (int64_t t = 0; t < n; ++t) ops::embed_row(w_, tokens[t], x_.data() + t * E);
+  {
+    PerfScope s(mon_, PerfOp::Embed);
+    for (int64_t t = 0; t < n; ++t) ops::embed_row(w_, tokens[t], x_.data() + t * E);
+  }
   const ops::LayerBuffers b{x_.data(),   h_.data(),       qkv_.data(), attn_.data(),
                             tmp_.data(), gate_up_.data(), act_.data()};
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     const size_t d0 = static_cast<size_t>(4 * l);
     ops::layer_forward(
-        cfg_, w_.layers()[static_cast<size_t>(l)], n, b,
+        cfg_, w_.layers()[static_cast<size_t>(l)], n, b, mon_,
         [&](const PackedLinear& w, int k, const float* in, float* out) {
           bitlinear(w, d0 + static_cast<size_t>(k), in, n, out);
         },
         [&] {
-          for (int64_t t = 0; t < n; ++t) {
-            ops::rope_qk_row(cfg_, inv_freq_, n_past_ + t, qkv_.data() + t * ld_qkv);
+          {
+            PerfScope s(mon_, PerfOp::RopeKv);
+            for (int64_t t = 0; t < n; ++t) {
+              ops::rope_qk_row(cfg_, inv_freq_, n_past_ + t, qkv_.data() + t * ld_qkv);
+            }
+            kv_.store(l, n_past_, n, qkv_.data() + E, qkv_.data() + E + KV, ld_qkv);
           }
-          kv_.store(l, n_past_, n, qkv_.data() + E, qkv_.data() + E + KV, ld_qkv);
+          PerfScope s(mon_, PerfOp::Attention);
           attention(l, n);
         });
   }
   if (logits) {
     const int64_t first = all_logits ? 0 : n - 1;
-    for (int64_t t = first; t < n; ++t) {
-      ops::rmsnorm(x_.data() + t * E, w_.output_norm().data(), E, eps, h_.data() + (t - first) * E);
+    {
+      PerfScope s(mon_, PerfOp::Norm);
+      for (int64_t t = first; t < n; ++t) {
+        ops::rmsnorm(x_.data() + t * E, w_.output_norm().data(), E, eps,
+                     h_.data() + (t - first) * E);
+      }
     }
+    PerfScope s(mon_, PerfOp::LmHead);
     ops::lm_head_rows(pool_, kt_, w_, h_.data(), n - first, logits, cfg_.n_vocab,
                       thread_scratch_.data() + n_ctx_ + 2 * hd, scratch_stride_);
   }
   n_past_ += n;
+  if (mon_) mon_->end_step(n);
 }
 
 }  // namespace bitnet::model

@@ -50,6 +50,8 @@ class BitNetSession {
   int64_t n_vocab() const { return cfg_.n_vocab; }
   void reset() { n_past_ = 0; }
   const KvCache& kv_cache() const { return kv_; }
+  // Times every operation of eval() into m (null: off); each eval() step closes one series row.
+  void set_monitor(PerfMonitor* m) { mon_ = m; }
 
  private:
   void eval_batch(const int32_t* tokens, int64_t n, float* logits, bool all_logits);
@@ -72,6 +74,7 @@ class BitNetSession {
   int64_t scratch_stride_ = 0;
   // Validation mode only: the linears unpacked to int8, in ModelWeights::linears() order.
   std::vector<std::vector<int8_t>> dense_;
+  PerfMonitor* mon_ = nullptr;
 };
 
 }  // namespace bitnet::model
