@@ -19,6 +19,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "model/batched-session.h"
@@ -117,10 +118,12 @@ std::vector<int32_t> tokens_for(uint32_t seed, size_t n, int64_t n_vocab) {
 }
 
 // The oracle: logits of every position of `tokens` run alone in a BitNetSession ([n][V]).
-std::vector<float> alone(const std::vector<int32_t>& tokens, KvType kv, ThreadPool& pool) {
+std::vector<float> alone(const std::vector<int32_t>& tokens, KvType kv, ThreadPool& pool,
+                         bool quantize_activations = true) {
   SessionOptions so;
   so.n_ctx = static_cast<int64_t>(tokens.size());
   so.kv = kv;
+  so.quantize_activations = quantize_activations;
   BitNetSession s(tiny(), so, pool);
   std::vector<float> out(tokens.size() * static_cast<size_t>(s.n_vocab()));
   s.eval(tokens, out.data(), true);
@@ -142,6 +145,16 @@ std::vector<float> alone(const std::vector<int32_t>& tokens, KvType kv, ThreadPo
                                        << " vs " << want[first] << ", max |diff| " << worst;
 }
 
+template <class E, class F>
+void expect_error(F&& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception; expected one mentioning \"" << needle << "\"";
+  } catch (const E& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
 // --------------------------------------------------------------- continuous batching
 
 struct Seq {
@@ -156,14 +169,16 @@ struct Seq {
   int64_t rows_checked = 0;
 };
 
-class Continuous : public ::testing::TestWithParam<KvType> {};
+// KV type and page size: 4-position pages make every sequence span several pages, taken from the
+// shared pool in the order the sequences grow (interleaved).
+class Continuous : public ::testing::TestWithParam<std::tuple<KvType, int64_t>> {};
 
 // Four slots, five sequences with prompts of 5..12 tokens, staggered joins, prefill in chunks of
 // at most 4 tokens mixed with the decode tokens of the others in the same step, one sequence
 // removed mid-way and its slot taken by the fifth (which waited: add_sequence returned -1).
 TEST_P(Continuous, EverySequenceMatchesItsSingleRun) {
   REQUIRE_MODEL();
-  const KvType kv = GetParam();
+  const KvType kv = std::get<0>(GetParam());
   ThreadPool pool(2);
   const int64_t V = tiny().config().n_vocab;
   std::vector<Seq> seqs(5);
@@ -183,6 +198,7 @@ TEST_P(Continuous, EverySequenceMatchesItsSingleRun) {
   bo.n_ctx = 24;
   bo.kv = kv;
   bo.max_batch_tokens = 16;
+  bo.kv_page_size = std::get<1>(GetParam());
   BatchedSession b(tiny(), bo, pool);
   std::vector<BatchItem> items;
   std::vector<size_t> owner;  // seqs index of each item
@@ -243,10 +259,106 @@ TEST_P(Continuous, EverySequenceMatchesItsSingleRun) {
   EXPECT_EQ(b.active_sequences(), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(KvTypes, Continuous, ::testing::Values(KvType::F16, KvType::F32),
+INSTANTIATE_TEST_SUITE_P(KvTypes, Continuous,
+                         ::testing::Combine(::testing::Values(KvType::F16, KvType::F32),
+                                            ::testing::Values(int64_t{4}, int64_t{64})),
                          [](const auto& p) {
-                           return std::string(p.param == KvType::F16 ? "F16" : "F32");
+                           return std::string(std::get<0>(p.param) == KvType::F16 ? "F16" : "F32") +
+                                  "_page" + std::to_string(std::get<1>(p.param));
                          });
+
+// --------------------------------------------------------------- KV pages and reservations
+
+// A pool of 6 pages of 4 positions: sequences reserve what they will need, add_sequence refuses
+// (returns -1, changes nothing) what the pool cannot promise, a step needing pages beyond the
+// reservations and the free pages is refused before anything is evaluated, and pages come back
+// when a sequence leaves.
+TEST(Batched, PagesAreReservedAndRefusedNotExhaustedMidWay) {
+  REQUIRE_MODEL();
+  ThreadPool pool(2);
+  const int64_t V = tiny().config().n_vocab;
+  BatchedOptions bo;
+  bo.max_sequences = 4;
+  bo.n_ctx = 16;
+  bo.max_batch_tokens = 16;
+  bo.kv_page_size = 4;
+  bo.kv_pages = 6;
+  BatchedSession b(tiny(), bo, pool);
+  EXPECT_EQ(b.kv_bytes(), b.kv_pool().page_bytes() * 6);
+  EXPECT_EQ(b.pages_for(10), 3);
+  EXPECT_EQ(b.pages_for(100), 4);    // capped at n_ctx
+  const int a = b.add_sequence(10);  // 3 pages
+  const int c = b.add_sequence(8);   // 2 pages
+  ASSERT_GE(a, 0);
+  ASSERT_GE(c, 0);
+  EXPECT_EQ(b.kv_pool().available(), 1);
+  EXPECT_EQ(b.add_sequence(5), -1);  // needs 2 pages, 1 left; a slot is free
+  EXPECT_EQ(b.active_sequences(), 2);
+  const int d = b.add_sequence(0);  // no reservation: takes pages as it goes
+  ASSERT_GE(d, 0);
+
+  const auto ta = tokens_for(41, 10, V), td = tokens_for(43, 8, V);
+  const auto wa = alone(ta, KvType::F16, pool), wd = alone(td, KvType::F16, pool);
+  std::vector<float> logits(16 * static_cast<size_t>(V));
+  std::vector<BatchItem> items;
+  for (size_t i = 0; i < 10; ++i) items.push_back({a, ta[i], i == 9});
+  for (size_t i = 0; i < 4; ++i) items.push_back({d, td[i], i == 3});
+  b.step(items, logits.data());  // a from its reservation, d takes the last free page
+  EXPECT_TRUE(same_row(logits.data(), wa.data() + 9 * V, V));
+  EXPECT_TRUE(same_row(logits.data() + V, wd.data() + 3 * V, V));
+  EXPECT_EQ(b.kv_pool().pages_in_use(), 4);
+  EXPECT_EQ(b.kv_pool().available(), 0);  // 2 free pages, both promised to c
+
+  // d's 5th position needs a page nobody promised: refused, nothing changes.
+  const BatchItem over[] = {{a, ta[0], false}, {d, td[4], true}};
+  expect_error<std::out_of_range>([&] { b.step(over, logits.data()); },
+                                  "needs 1 more pages beyond the reservations but 0 of 6");
+  EXPECT_EQ(b.n_past(a), 10);
+  EXPECT_EQ(b.n_past(d), 4);
+
+  b.remove_sequence(a);  // 3 pages back
+  EXPECT_EQ(b.kv_pool().available(), 3);
+  const BatchItem go_on[] = {{d, td[4], true}};
+  b.step(go_on, logits.data());
+  EXPECT_TRUE(same_row(logits.data(), wd.data() + 4 * V, V));
+  EXPECT_EQ(b.kv_pool().peak_pages_in_use(), 4);
+  b.remove_sequence(c);
+  b.remove_sequence(d);
+  EXPECT_EQ(b.kv_pool().pages_in_use(), 0);
+  EXPECT_EQ(b.kv_pool().available(), 6);
+
+  BatchedOptions bad = bo;
+  bad.kv_page_size = 6;
+  expect_error<std::invalid_argument>([&] { BatchedSession(tiny(), bad, pool); },
+                                      "page_size (6, a power of 2)");
+}
+
+// The validation mode (no activation quantization) in a batch gives the single-session validation
+// logits bit for bit, like the quantized mode does.
+TEST(Batched, ValidationModeMatchesTheSingleSession) {
+  REQUIRE_MODEL();
+  ThreadPool pool(2);
+  const int64_t V = tiny().config().n_vocab;
+  const auto ta = tokens_for(51, 6, V), tb = tokens_for(52, 5, V);
+  const auto wa = alone(ta, KvType::F32, pool, false), wb = alone(tb, KvType::F32, pool, false);
+  BatchedOptions bo;
+  bo.max_sequences = 2;
+  bo.n_ctx = 8;
+  bo.kv = KvType::F32;
+  bo.max_batch_tokens = 11;
+  bo.quantize_activations = false;
+  BatchedSession b(tiny(), bo, pool);
+  const int a = b.add_sequence(), c = b.add_sequence();
+  std::vector<BatchItem> items;
+  for (size_t i = 0; i < 6; ++i) items.push_back({a, ta[i], true});
+  for (size_t i = 0; i < 5; ++i) items.push_back({c, tb[i], true});
+  std::vector<float> logits(11 * static_cast<size_t>(V));
+  b.step(items, logits.data());
+  for (size_t i = 0; i < 6; ++i) EXPECT_TRUE(same_row(logits.data() + i * V, wa.data() + i * V, V));
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_TRUE(same_row(logits.data() + (6 + i) * V, wb.data() + i * V, V));
+  }
+}
 
 // --------------------------------------------------------------- one mixed step
 
@@ -300,16 +412,6 @@ TEST(Batched, MixedPrefillAndDecodeInOneStep) {
 }
 
 // --------------------------------------------------------------- errors
-
-template <class E, class F>
-void expect_error(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception; expected one mentioning \"" << needle << "\"";
-  } catch (const E& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
 
 TEST(Batched, ErrorsAreClearAndChangeNothing) {
   REQUIRE_MODEL();

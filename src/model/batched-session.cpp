@@ -16,7 +16,13 @@ BatchedSession::BatchedSession(const ModelWeights& weights, const BatchedOptions
       opt_(options),
       pool_(pool),
       kt_(kernels::active_kernels()),
-      n_ctx_(options.n_ctx > 0 ? options.n_ctx : weights.config().n_ctx_train) {
+      n_ctx_(options.n_ctx > 0 ? options.n_ctx : weights.config().n_ctx_train),
+      kv_pool_(options.kv, cfg_.n_layer, cfg_.n_embd_kv(), options.kv_page_size,
+               options.kv_pages > 0
+                   ? options.kv_pages
+                   : std::max<int64_t>(1, options.max_sequences) *
+                         ((std::max<int64_t>(1, n_ctx_) + options.kv_page_size - 1) /
+                          std::max<int64_t>(1, options.kv_page_size))) {
   if (opt_.max_sequences < 1 || opt_.max_batch_tokens < 1 || n_ctx_ < 1) {
     throw std::invalid_argument("batched session: max_sequences (" +
                                 std::to_string(opt_.max_sequences) + "), max_batch_tokens (" +
@@ -25,7 +31,8 @@ BatchedSession::BatchedSession(const ModelWeights& weights, const BatchedOptions
   }
   const auto S = static_cast<size_t>(opt_.max_sequences);
   kv_.reserve(S);
-  for (size_t s = 0; s < S; ++s) kv_.emplace_back(opt_.kv, cfg_.n_layer, n_ctx_, cfg_.n_embd_kv());
+  for (size_t s = 0; s < S; ++s) kv_.emplace_back(kv_pool_, n_ctx_);
+  reserved_.assign(S, 0);
   n_past_.assign(S, 0);
   active_.assign(S, 0);
   step_count_.assign(S, 0);
@@ -44,12 +51,22 @@ BatchedSession::BatchedSession(const ModelWeights& weights, const BatchedOptions
   q8_ = ops::Q8Scratch(B, std::max(E, F));
   scratch_stride_ = (n_ctx_ + E + 15) / 16 * 16;
   thread_scratch_ = AlignedBuffer<float>(static_cast<size_t>(scratch_stride_ * pool.size()));
+  if (!opt_.quantize_activations) dense_ = ops::DenseLinears(w_);
 }
 
-size_t BatchedSession::kv_bytes() const {
-  size_t bytes = 0;
-  for (const KvCache& kv : kv_) bytes += kv.bytes();
-  return bytes;
+int64_t BatchedSession::pages_for(int64_t positions) const {
+  return kv_pool_.pages_for(std::min(positions, n_ctx_));
+}
+
+size_t BatchedSession::activation_bytes() const {
+  size_t b = 0;
+  for (const AlignedBuffer<float>* buf :
+       {&x_, &h_, &qkv_, &attn_, &tmp_, &gate_up_, &act_, &thread_scratch_}) {
+    b += buf->size() * sizeof(float);
+  }
+  b += q8_.q.size() + q8_.scale.size() * sizeof(float) + q8_.sum.size() * sizeof(int32_t);
+  for (const auto& d : dense_.w) b += d.size();
+  return b;
 }
 
 bool BatchedSession::in_use(int slot) const {
@@ -64,11 +81,13 @@ void BatchedSession::check_slot(int slot, const std::string& what) const {
   }
 }
 
-int BatchedSession::add_sequence() {
+int BatchedSession::add_sequence(int64_t reserve_positions) {
   for (size_t s = 0; s < active_.size(); ++s) {
     if (!active_[s]) {
+      if (!kv_[s].reserve(reserve_positions)) return -1;
       active_[s] = 1;
       n_past_[s] = 0;
+      reserved_[s] = reserve_positions;
       ++n_active_;
       return static_cast<int>(s);
     }
@@ -78,14 +97,20 @@ int BatchedSession::add_sequence() {
 
 void BatchedSession::remove_sequence(int slot) {
   check_slot(slot, "remove_sequence");
-  active_[static_cast<size_t>(slot)] = 0;
-  n_past_[static_cast<size_t>(slot)] = 0;
+  const auto s = static_cast<size_t>(slot);
+  kv_[s].clear();
+  active_[s] = 0;
+  n_past_[s] = 0;
+  reserved_[s] = 0;
   --n_active_;
 }
 
 void BatchedSession::reset_sequence(int slot) {
   check_slot(slot, "reset_sequence");
-  n_past_[static_cast<size_t>(slot)] = 0;
+  const auto s = static_cast<size_t>(slot);
+  kv_[s].clear();
+  kv_[s].reserve(reserved_[s]);  // cannot fail: clear() just gave at least as many pages back
+  n_past_[s] = 0;
 }
 
 int64_t BatchedSession::n_past(int slot) const {
@@ -131,13 +156,23 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
     ++step_count_[static_cast<size_t>(it.slot)];
     n_logits += it.wants_logits ? 1 : 0;
   }
+  int64_t unreserved_pages = 0;
   for (size_t s = 0; s < step_count_.size(); ++s) {
+    if (step_count_[s] == 0) continue;
     if (n_past_[s] + step_count_[s] > n_ctx_) {
       throw std::out_of_range("batched step: sequence slot " + std::to_string(s) +
                               " would exceed its context of " + std::to_string(n_ctx_) +
                               " tokens: " + std::to_string(n_past_[s]) + " in the cache + " +
                               std::to_string(step_count_[s]) + " new");
     }
+    unreserved_pages += std::max<int64_t>(
+        0, kv_[s].pages_needed(n_past_[s] + step_count_[s]) - kv_[s].reservation());
+  }
+  if (unreserved_pages > kv_pool_.available()) {
+    throw std::out_of_range("batched step: the KV cache needs " + std::to_string(unreserved_pages) +
+                            " more pages beyond the reservations but " +
+                            std::to_string(kv_pool_.available()) + " of " +
+                            std::to_string(kv_pool_.n_pages()) + " are free");
   }
   if (n_logits > 0 && logits == nullptr) {
     throw std::invalid_argument("batched step: " + std::to_string(n_logits) +
@@ -165,8 +200,13 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     ops::layer_forward(
         cfg_, w_.layers()[static_cast<size_t>(l)], n, b, mon_,
-        [&](const PackedLinear& w, int, const float* in, float* out) {
-          ops::bitlinear_q8(pool_, kt_, w, in, n, q8_, out);
+        [&](const PackedLinear& w, int k, const float* in, float* out) {
+          if (opt_.quantize_activations) {
+            ops::bitlinear_q8(pool_, kt_, w, in, n, q8_, out);
+          } else {
+            ops::bitlinear_dense(pool_, w, dense_.w[static_cast<size_t>(4 * l + k)].data(), in, n,
+                                 out);
+          }
         },
         [&] {
           {

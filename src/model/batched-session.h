@@ -12,9 +12,11 @@
 // the ternary matmul computes each output row from its own activation row only, so a sequence's
 // logits in a batch are bit-identical to running it alone in a BitNetSession with the same KV type.
 //
-// Memory: fixed at construction. Activations for max_batch_tokens rows, and one contiguous KV
-// cache of n_ctx positions per slot (max_sequences * n_ctx positions in all; not paged). step()
-// does no heap allocation. Activations are always quantized (no validation mode).
+// Memory: fixed at construction. Activations for max_batch_tokens rows, and one KV page pool
+// (kv-cache.h) shared by all slots: a sequence holds pages for the positions it has stored, and
+// may reserve pages for the positions it will need when it is added, so a scheduler that admits
+// sequences by their reservations never sees a step fail for want of pages. step() does no heap
+// allocation. quantize_activations = false is the validation mode of bitnet-b158.h.
 // Not thread-safe: one caller at a time (the pool runs one job at a time).
 #pragma once
 
@@ -35,7 +37,10 @@ struct BatchedOptions {
   int64_t max_sequences = 16;
   int64_t n_ctx = 0;  // positions per sequence; 0: the model's context_length
   KvType kv = KvType::F16;
-  int64_t max_batch_tokens = 256;  // items per step
+  int64_t max_batch_tokens = 256;                       // items per step
+  int64_t kv_page_size = KvPagePool::kDefaultPageSize;  // positions per page, a power of 2
+  int64_t kv_pages = 0;  // pages in the pool; 0: every slot's whole context (never short)
+  bool quantize_activations = true;  // false: validation mode (exact float BitLinear)
 };
 
 struct BatchItem {
@@ -49,11 +54,13 @@ class BatchedSession {
   // Allocates everything; throws std::invalid_argument for a non-positive size.
   BatchedSession(const ModelWeights& weights, const BatchedOptions& options, ThreadPool& pool);
 
-  // A free slot with n_past = 0, or -1 when all max_sequences slots are in use (the caller queues).
-  int add_sequence();
+  // A free slot with n_past = 0, or -1 when all max_sequences slots are in use or the pool cannot
+  // reserve pages for reserve_positions (capped at n_ctx): the caller queues.
+  int add_sequence(int64_t reserve_positions = 0);
   // Frees the slot for a later add_sequence(). Throws std::invalid_argument for an unknown slot.
   void remove_sequence(int slot);
-  // Forgets the slot's tokens (n_past = 0) and keeps the slot.
+  // Forgets the slot's tokens (n_past = 0, its pages back to the pool) and keeps the slot and its
+  // reservation.
   void reset_sequence(int slot);
 
   // One forward pass over all items. logits receives one [n_vocab] row per item whose
@@ -61,7 +68,7 @@ class BatchedSession {
   // Everything is checked before anything is evaluated, and a failed step changes nothing:
   // std::invalid_argument for more than max_batch_tokens items, a slot that is not in use, a token
   // outside the vocabulary or missing logits storage; std::out_of_range when a sequence's context
-  // would overflow.
+  // would overflow or the pool lacks the pages the step needs beyond the reservations.
   void step(std::span<const BatchItem> items, float* logits);
 
   int64_t n_past(int slot) const;  // throws std::invalid_argument for an unknown slot
@@ -70,7 +77,13 @@ class BatchedSession {
   int64_t max_sequences() const { return opt_.max_sequences; }
   int64_t max_batch_tokens() const { return opt_.max_batch_tokens; }
   int64_t active_sequences() const { return n_active_; }
-  size_t kv_bytes() const;  // all slots' caches
+  size_t kv_bytes() const { return kv_pool_.bytes(); }  // the whole page pool
+  const KvPagePool& kv_pool() const { return kv_pool_; }
+  // The reservation add_sequence() would need for `positions` (pages), and whether the pool could
+  // ever hold it (capped at n_ctx).
+  int64_t pages_for(int64_t positions) const;
+  // Bytes of the activation buffers and scratch (fixed at construction).
+  size_t activation_bytes() const;
   // Times every operation of step() into m (null: off); each step() closes one series row.
   void set_monitor(PerfMonitor* m) { mon_ = m; }
 
@@ -85,7 +98,9 @@ class BatchedSession {
   ThreadPool& pool_;
   const kernels::KernelTable& kt_;
   int64_t n_ctx_;
-  std::vector<KvCache> kv_;          // [max_sequences]
+  KvPagePool kv_pool_;
+  std::vector<KvCache> kv_;          // [max_sequences] views on kv_pool_
+  std::vector<int64_t> reserved_;    // [max_sequences] positions reserved by add_sequence
   std::vector<int64_t> n_past_;      // [max_sequences]
   std::vector<uint8_t> active_;      // [max_sequences]
   std::vector<int64_t> step_count_;  // [max_sequences] items per slot in the step being checked
@@ -97,6 +112,7 @@ class BatchedSession {
   // Activations for max_batch_tokens rows.
   AlignedBuffer<float> x_, h_, qkv_, attn_, tmp_, gate_up_, act_;  // [B][E], ..., [B][2F], [B][F]
   ops::Q8Scratch q8_;
+  ops::DenseLinears dense_;              // validation mode only
   AlignedBuffer<float> thread_scratch_;  // per thread: scores[n_ctx] + a dequantized output row
   int64_t scratch_stride_ = 0;
   PerfMonitor* mon_ = nullptr;

@@ -106,6 +106,27 @@ void bitlinear_q8(ThreadPool& pool, const kernels::KernelTable& kt, const Packed
   kernels::ternary_matmul(pool, kt, w.view, a, out, N);
 }
 
+DenseLinears::DenseLinears(const ModelWeights& weights) {
+  for (const PackedLinear* p : weights.linears()) {
+    w.emplace_back(static_cast<size_t>(p->view.n * p->view.k));
+    kernels::unpack_ternary(p->view, w.back().data());
+  }
+}
+
+void bitlinear_dense(ThreadPool& pool, const PackedLinear& w, const int8_t* W, const float* in,
+                     int64_t n, float* out) {
+  const int64_t K = w.view.k, N = w.view.n;
+  pool.parallel_for(N, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t r = r0; r < r1; ++r) {
+        double acc = 0;
+        for (int64_t k = 0; k < K; ++k) acc += W[r * K + k] * static_cast<double>(in[t * K + k]);
+        out[t * N + r] = static_cast<float>(acc * w.view.row_scale[r]);
+      }
+    }
+  });
+}
+
 void attend_head(const kernels::KernelTable& kt, const KvCache& kv, int64_t layer, int64_t kv_off,
                  const float* q, int64_t hd, int64_t n_pos, float scale, float* scores,
                  float* out) {

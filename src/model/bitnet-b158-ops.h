@@ -58,6 +58,19 @@ struct Q8Scratch {
 void bitlinear_q8(ThreadPool& pool, const kernels::KernelTable& kt, const PackedLinear& w,
                   const float* in, int64_t n, Q8Scratch& q8, float* out);
 
+// The validation mode's weights: every linear of ModelWeights::linears() unpacked to int8
+// [n][k] (index 4 * layer + {0: qkv, 1: attn_out, 2: gate_up, 3: down}).
+struct DenseLinears {
+  DenseLinears() = default;
+  explicit DenseLinears(const ModelWeights& w);
+  std::vector<std::vector<int8_t>> w;
+};
+
+// out[n][w.n] = in[n][w.k] . W^T * row_scale in double, with the ternary weights unpacked in
+// dense (the validation mode: no activation quantization).
+void bitlinear_dense(ThreadPool& pool, const PackedLinear& w, const int8_t* dense, const float* in,
+                     int64_t n, float* out);
+
 // Causal attention of one query head row against positions [0, n_pos) of one layer's cache:
 // out[hd] = softmax(q . k_j * scale) . v_j over the kv head's slice at kv_off. scores: [n_pos].
 void attend_head(const kernels::KernelTable& kt, const KvCache& kv, int64_t layer, int64_t kv_off,

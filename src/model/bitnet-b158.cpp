@@ -33,31 +33,16 @@ BitNetSession::BitNetSession(const ModelWeights& weights, const SessionOptions& 
   scratch_stride_ = (n_ctx_ + 2 * cfg_.head_dim + E + 15) / 16 * 16;
   thread_scratch_ = AlignedBuffer<float>(static_cast<size_t>(scratch_stride_ * pool.size()));
   inv_freq_ = ops::rope_inv_freq(cfg_);
-  if (!opt_.quantize_activations) {
-    for (const PackedLinear* p : w_.linears()) {
-      dense_.emplace_back(static_cast<size_t>(p->view.n * p->view.k));
-      kernels::unpack_ternary(p->view, dense_.back().data());
-    }
-  }
+  if (!opt_.quantize_activations) dense_ = ops::DenseLinears(w_);
 }
 
 void BitNetSession::bitlinear(const PackedLinear& w, size_t dense_index, const float* in, int64_t n,
                               float* out) {
   if (opt_.quantize_activations) {
     ops::bitlinear_q8(pool_, kt_, w, in, n, q8_, out);
-    return;
+  } else {
+    ops::bitlinear_dense(pool_, w, dense_.w[dense_index].data(), in, n, out);
   }
-  const int64_t K = w.view.k, N = w.view.n;
-  const int8_t* W = dense_[dense_index].data();
-  pool_.parallel_for(N, [&](int64_t r0, int64_t r1, int) {
-    for (int64_t t = 0; t < n; ++t) {
-      for (int64_t r = r0; r < r1; ++r) {
-        double acc = 0;
-        for (int64_t k = 0; k < K; ++k) acc += W[r * K + k] * static_cast<double>(in[t * K + k]);
-        out[t * N + r] = static_cast<float>(acc * w.view.row_scale[r]);
-      }
-    }
-  });
 }
 
 void BitNetSession::attention(int64_t layer, int64_t n) {

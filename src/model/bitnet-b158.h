@@ -73,7 +73,7 @@ class BitNetSession {
   AlignedBuffer<float> thread_scratch_;  // per thread: scores[n_ctx] + k/v rows + embedding row
   int64_t scratch_stride_ = 0;
   // Validation mode only: the linears unpacked to int8, in ModelWeights::linears() order.
-  std::vector<std::vector<int8_t>> dense_;
+  ops::DenseLinears dense_;
   PerfMonitor* mon_ = nullptr;
 };
 
