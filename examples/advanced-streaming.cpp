@@ -19,8 +19,8 @@ int main(int argc, char** argv) {
     const bitnet::EngineInfo& info = engine.info();
     std::fprintf(stderr, "%s: %s, layout %s, kernels %s, %d threads, context %lld, weights: %s\n",
                  info.model_path.c_str(), info.architecture.c_str(), info.layout.c_str(),
-                 info.kernels.c_str(), info.threads_per_request,
-                 static_cast<long long>(info.context_size), info.weights_source.c_str());
+                 info.kernels.c_str(), info.threads, static_cast<long long>(info.context_size),
+                 info.weights_source.c_str());
 
     bitnet::GenerateOptions options;
     options.max_tokens = 48;
@@ -36,11 +36,11 @@ int main(int argc, char** argv) {
     const bitnet::EngineStats s = engine.stats();
     std::fprintf(stderr,
                  "%zu tokens, stopped: %s | prompt %.1f t/s, generation %.1f t/s, first token "
-                 "%.2f ms | weights %.2f MiB, KV %.2f MiB per session, peak %.2f MiB\n",
+                 "%.2f ms | weights %.2f MiB, KV pages peak %.2f MiB, peak %.2f MiB\n",
                  r.tokens.size(), bitnet::to_string(r.stop_reason),
                  r.timings.prompt_tokens_per_second, r.timings.generation_tokens_per_second,
                  r.timings.time_to_first_token_ms, static_cast<double>(s.weights_bytes) / 1048576.0,
-                 static_cast<double>(s.kv_bytes_per_session) / 1048576.0,
+                 static_cast<double>(s.kv_peak_bytes) / 1048576.0,
                  static_cast<double>(s.peak_bytes) / 1048576.0);
   } catch (const bitnet::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

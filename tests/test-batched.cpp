@@ -119,8 +119,9 @@ std::vector<int32_t> tokens_for(uint32_t seed, size_t n, int64_t n_vocab) {
 
 // The oracle: logits of every position of `tokens` run alone in a BitNetSession ([n][V]).
 std::vector<float> alone(const std::vector<int32_t>& tokens, KvType kv, ThreadPool& pool,
-                         bool quantize_activations = true) {
+                         bool quantize_activations = true, bool fused = true) {
   SessionOptions so;
+  so.fused_norm_quant = fused;
   so.n_ctx = static_cast<int64_t>(tokens.size());
   so.kv = kv;
   so.quantize_activations = quantize_activations;
@@ -331,6 +332,49 @@ TEST(Batched, PagesAreReservedAndRefusedNotExhaustedMidWay) {
   bad.kv_page_size = 6;
   expect_error<std::invalid_argument>([&] { BatchedSession(tiny(), bad, pool); },
                                       "page_size (6, a power of 2)");
+}
+
+// The fused norm + quantization passes (the execution plan's fusions) change nothing: the single
+// session gives the same logits fused and unfused, for a prefill of 7 rows and single-row decode
+// steps, on 1 and 2 threads; the batched session too.
+TEST(Batched, FusedNormQuantIsBitIdenticalToUnfused) {
+  REQUIRE_MODEL();
+  const int64_t V = tiny().config().n_vocab;
+  const auto t = tokens_for(61, 11, V);
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    const auto fused = alone(t, KvType::F16, pool, true, true);
+    const auto plain = alone(t, KvType::F16, pool, true, false);
+    for (size_t i = 0; i < t.size(); ++i) {
+      EXPECT_TRUE(same_row(fused.data() + i * V, plain.data() + i * V, V))
+          << "position " << i << ", " << threads << " threads";
+    }
+    SessionOptions so;
+    so.n_ctx = 16;
+    so.fused_norm_quant = false;
+    BitNetSession s(tiny(), so, pool);
+    std::vector<float> row(static_cast<size_t>(V));
+    s.eval(std::span<const int32_t>(t.data(), 7), row.data(), false);
+    EXPECT_TRUE(same_row(row.data(), fused.data() + 6 * V, V));
+    for (size_t i = 7; i < t.size(); ++i) {
+      s.eval(std::span<const int32_t>(&t[i], 1), row.data(), false);
+      EXPECT_TRUE(same_row(row.data(), fused.data() + i * V, V)) << "decode position " << i;
+    }
+    BatchedOptions bo;
+    bo.max_sequences = 1;
+    bo.n_ctx = 16;
+    bo.max_batch_tokens = 11;
+    bo.fused_norm_quant = false;
+    BatchedSession b(tiny(), bo, pool);
+    const int slot = b.add_sequence();
+    std::vector<BatchItem> items;
+    for (int32_t tok : t) items.push_back({slot, tok, true});
+    std::vector<float> logits(t.size() * static_cast<size_t>(V));
+    b.step(items, logits.data());
+    for (size_t i = 0; i < t.size(); ++i) {
+      EXPECT_TRUE(same_row(logits.data() + i * V, fused.data() + i * V, V)) << "batched " << i;
+    }
+  }
 }
 
 // The validation mode (no activation quantization) in a batch gives the single-session validation

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -187,8 +189,9 @@ TEST_F(Engine, AsyncRequestsFromFourThreadsMatchSequentialResults) {
   const bitnet::EngineStats s = engine.stats();
   EXPECT_EQ(s.requests_completed, 2 * prompts.size());
   EXPECT_EQ(s.requests_pending, 0u);
-  EXPECT_GE(s.sessions, 1);
-  EXPECT_LE(s.sessions, 4);
+  EXPECT_EQ(s.requests_running, 0u);
+  // Continuous batching: 8 concurrent requests of 4 + 12 tokens took fewer steps than tokens.
+  EXPECT_GT(s.step_tokens, s.steps);
 }
 
 TEST_F(Engine, CancelStopsAtTheNextToken) {
@@ -290,20 +293,102 @@ TEST_F(Engine, ErrorsAreBitnetErrorsNamingTheCause) {
   EXPECT_EQ(r.prompt_tokens + static_cast<int64_t>(r.tokens.size()), 8 + 1);
 }
 
-TEST_F(Engine, StatsCountWeightsAndSessions) {
+TEST_F(Engine, StatsCountWeightsKvPagesAndActivations) {
   bitnet::Engine engine(model_, config(bitnet::OptimizationLevel::Basic, &cache_));
   bitnet::EngineStats s = engine.stats();
-  EXPECT_EQ(s.sessions, 0);
+  EXPECT_EQ(s.kv_pool_bytes, 0u);  // allocated on the first request
   EXPECT_GT(s.weights_bytes, fs::file_size(model_));
-  // tiny-b158: 4 layers, 512 positions, K and V rows of 128 F16 values.
-  EXPECT_EQ(s.kv_bytes_per_session, 2u * 4 * 512 * 128 * 2);
   EXPECT_EQ(s.current_bytes, s.weights_bytes);
-  engine.generate("Hi", greedy(2));
+  // tiny-b158: 4 layers, 512 positions, K and V rows of 128 F16 values, pages of 64 positions.
+  EXPECT_EQ(engine.info().kv_cache_bytes, 2u * 4 * 512 * 128 * 2);
+  EXPECT_EQ(engine.info().kv_page_positions, 64);
+  const uint64_t page = 2u * 4 * 64 * 128 * 2;
+  bitnet::EngineStats during;
+  engine.generate("Hi", greedy(70), [&](std::string_view) {
+    during = engine.stats();  // from the request's own callback: must not deadlock
+    return true;
+  });
+  EXPECT_EQ(during.requests_running, 1u);
+  EXPECT_EQ(during.kv_bytes_in_use, 2 * page);  // 70+ positions: two pages
+  EXPECT_GT(during.kv_fragmentation, 0.0);
+  EXPECT_LT(during.kv_fragmentation, 1.0);
   s = engine.stats();
-  EXPECT_EQ(s.sessions, 1);
-  EXPECT_EQ(s.current_bytes, s.weights_bytes + s.kv_bytes_per_session);
-  EXPECT_EQ(s.peak_bytes, s.current_bytes);
+  EXPECT_EQ(s.kv_pool_bytes, 2u * 4 * 512 * 128 * 2);
+  EXPECT_EQ(s.kv_bytes_in_use, 0u);
+  EXPECT_EQ(s.kv_peak_bytes, 2 * page);
+  EXPECT_EQ(s.kv_fragmentation, 0.0);
+  EXPECT_GT(s.activation_bytes, 0u);
+  EXPECT_EQ(s.current_bytes, s.weights_bytes + s.activation_bytes);
+  EXPECT_EQ(s.peak_bytes, s.weights_bytes + s.activation_bytes + 2 * page);
   EXPECT_EQ(s.requests_completed, 1u);
+}
+
+// The KV budget: a request that could never fit is refused at once; requests that do not fit now
+// wait (FIFO) and complete with the same text as alone.
+TEST_F(Engine, KvBudgetQueuesWhatDoesNotFitNowAndRefusesWhatNeverFits) {
+  bitnet::EngineConfig c = config(bitnet::OptimizationLevel::Basic, &cache_);
+  c.max_concurrent_requests = 3;
+  const uint64_t page = 2u * 4 * 64 * 128 * 2;
+  c.kv_cache_bytes = 3 * page;  // 192 positions
+  bitnet::Engine engine(model_, c);
+  EXPECT_EQ(engine.info().kv_cache_bytes, 3 * page);
+  const std::string msg = error_message([&] { engine.submit("Hi", greedy(300)); });
+  EXPECT_NE(msg.find("needs 5 KV pages"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("kv_cache_bytes"), std::string::npos) << msg;
+
+  const bitnet::GenerateResult alone = engine.generate(kPrompt, greedy(100));  // 2 pages
+  std::vector<std::future<bitnet::GenerateResult>> f;
+  for (int i = 0; i < 3; ++i) f.push_back(engine.submit(kPrompt, greedy(100)));
+  for (auto& x : f) EXPECT_EQ(x.get().text, alone.text);
+  EXPECT_EQ(engine.stats().kv_peak_bytes, 2 * page);  // never two requests at once
+
+  bitnet::EngineConfig tiny_budget = c;
+  tiny_budget.kv_cache_bytes = page - 1;
+  EXPECT_NE(error_message([&] { bitnet::Engine e(model_, tiny_budget); }).find("kv_cache_bytes"),
+            std::string::npos);
+  bitnet::EngineConfig small_batch = c;
+  small_batch.max_batch_tokens = 2;
+  EXPECT_NE(error_message([&] { bitnet::Engine e(model_, small_batch); }).find("max_batch_tokens"),
+            std::string::npos);
+}
+
+TEST_F(Engine, CompletionCallbackReceivesTheResultOrTheError) {
+  bitnet::Engine engine(model_, config(bitnet::OptimizationLevel::Basic, &cache_));
+  std::promise<std::string> text;
+  engine.submit(kPrompt, greedy(16), {},
+                [&](const bitnet::GenerateResult* r, std::exception_ptr e) {
+                  if (r) text.set_value(r->text);
+                  if (e) text.set_exception(e);
+                });
+  EXPECT_EQ(text.get_future().get(), reference_greedy_text());
+
+  std::promise<std::string> failed;
+  engine.submit(
+      kPrompt, greedy(16), [](std::string_view) -> bool { throw std::runtime_error("mine"); },
+      [&](const bitnet::GenerateResult* r, std::exception_ptr e) {
+        if (r) failed.set_value("no error");
+        try {
+          if (e) std::rethrow_exception(e);
+        } catch (const std::runtime_error& x) {
+          failed.set_value(x.what());
+        }
+      });
+  EXPECT_EQ(failed.get_future().get(), "mine");
+  EXPECT_NE(error_message([&] {
+              engine.submit("Hi", greedy(2), {}, bitnet::CompletionCallback{});
+            }).find("completion callback"),
+            std::string::npos);
+}
+
+TEST_F(Engine, ProfileTimesEveryOperation) {
+  bitnet::Engine engine(model_, config(bitnet::OptimizationLevel::Basic, &cache_));
+  engine.generate(kPrompt, greedy(8));
+  const std::string j = engine.profile_json();
+  for (const char* op : {"\"matmul_qkv\"", "\"matmul_down\"", "\"attention\"", "\"lm_head\"",
+                         "\"sampling\"", "\"norm\""}) {
+    EXPECT_NE(j.find(op), std::string::npos) << op << " in " << j;
+  }
+  EXPECT_NE(j.find("\"steps\": 8"), std::string::npos) << j;
 }
 
 // Each level and preset changes what engine.h says it changes, and all generate the same text.
@@ -332,26 +417,27 @@ TEST_F(Engine, LevelsAndPresetsChangeWhatTheySay) {
   bitnet::Engine e_t2(model_, t2);
 
   EXPECT_EQ(e_none.info().kv_type, bitnet::KvCacheType::F32);
-  EXPECT_EQ(e_none.stats().kv_bytes_per_session, 2 * e_basic.stats().kv_bytes_per_session);
+  EXPECT_EQ(e_none.info().kv_cache_bytes, 2 * e_basic.info().kv_cache_bytes);
   EXPECT_EQ(e_none.info().weights_source, "packed");
-  EXPECT_EQ(e_none.info().threads_per_request, 1);
+  EXPECT_EQ(e_none.info().threads, 1);
 
   EXPECT_EQ(e_basic.info().kv_type, bitnet::KvCacheType::F16);
-  EXPECT_EQ(e_basic.info().threads_per_request, hw);
+  EXPECT_EQ(e_basic.info().threads, hw);
   EXPECT_EQ(e_basic.info().weights_source, "packed");  // Auto: tiny-b158 is far below 64 MiB
 
   EXPECT_EQ(e_aggr.info().layout, "t1");
   EXPECT_EQ(e_aggr.info().weights_source.rfind("prepared cache", 0), 0u)
       << e_aggr.info().weights_source;
-  EXPECT_EQ(e_aggr.info().threads_per_request, hw);
+  EXPECT_EQ(e_aggr.info().threads, hw);
 
   EXPECT_EQ(e_speed.info().layout, "t1");
-  EXPECT_EQ(e_speed.info().max_concurrent_requests, 1);
-  EXPECT_EQ(e_speed.info().threads_per_request, hw);
+  EXPECT_EQ(e_speed.info().max_concurrent_requests, 8);
+  EXPECT_EQ(e_speed.info().threads, hw);
 
   const auto mem = bitnet::EngineConfig::optimized_for_memory();
   EXPECT_EQ(mem.context_size, 2048);
-  EXPECT_EQ(mem.prefill_batch, 32);
+  EXPECT_EQ(mem.max_batch_tokens, 32);
+  EXPECT_EQ(e_mem.info().max_concurrent_requests, 1);
   EXPECT_EQ(e_mem.info().context_size, 512);  // reduced to the model's context length
   EXPECT_EQ(e_mem.info().layout, "t1");
   EXPECT_EQ(e_mem.info().kv_type, bitnet::KvCacheType::F16);

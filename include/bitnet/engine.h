@@ -4,7 +4,14 @@
 //              cache, model-cache.h) and returns the generated text.
 //   Advanced:  bitnet::Engine, configured by an EngineConfig (optimization level, presets), with
 //              streaming (a callback per piece of text), asynchronous requests (submit() from any
-//              thread, a std::future per request), cancellation (CancelToken) and statistics.
+//              thread, a std::future or a completion callback per request), cancellation
+//              (CancelToken), statistics and a per-operation performance profile.
+//
+// Requests are served by continuous batching: one scheduler thread runs forward steps in which
+// every running request contributes its next token (or a chunk of its prompt), so the weights are
+// read once per step for all of them; requests join and leave between steps. Admission is bounded
+// by max_concurrent_requests, max_batch_tokens and the KV cache budget (kv_cache_bytes): a request
+// that cannot fit now waits in a FIFO queue; one that could never fit is refused by submit().
 //
 // Every error at this boundary is a bitnet::Error (error.h) with a message naming the file, option
 // or request at fault; nothing here aborts on bad input. This header needs only the standard
@@ -47,43 +54,53 @@ enum class PreparedCache { Auto, On, Off };
 struct EngineConfig {
   // Sets every field to the level's value:
   //   field                    None   Basic  Aggressive
-  //   threads                  1      0      0          (0: all cores, shared by the workers)
+  //   threads                  1      0      0          (0: all cores)
   //   kv_type                  F32    F16    F16
   //   layout                   Auto   Auto   T1
   //   prepared_cache           Off    Auto   On
+  //   fused_norm_quant         off    on     on
   // The other fields have the same defaults at every level.
   explicit EngineConfig(OptimizationLevel level = OptimizationLevel::Basic);
 
-  // Aggressive, and one request at a time with all cores on it (lowest latency per request).
+  // Aggressive, with 8 concurrent requests batched together (the ternary weights are read once
+  // per step for all of them: the highest throughput; one request alone runs as fast as with 1).
   static EngineConfig optimized_for_speed();
   // Basic, then: T1 layout (20% less memory for the ternary weights than T2), F16 KV cache,
-  // context_size 2048, prefill_batch 32 (smaller activation buffers) and one request at a time
-  // (one KV cache).
+  // context_size 2048, max_batch_tokens 32 (smaller activation buffers), one request at a time
+  // and a KV budget of one request's context.
   static EngineConfig optimized_for_memory();
 
   OptimizationLevel level = OptimizationLevel::Basic;  // the level the fields were set from
-  // Compute threads for one request's forward pass (the calling worker included).
-  // 0: all hardware threads divided among max_concurrent_requests workers, at least 1 each.
+  // Compute threads of the forward step (the scheduler thread included). 0: all hardware threads.
   int threads = 0;
   // KV cache element type: F16 halves its memory; F32 stores the keys and values exactly.
   KvCacheType kv_type = KvCacheType::F16;
-  // Positions per request (prompt plus generated tokens); the KV cache is allocated for this many.
-  // 0: the model's context length; larger values are reduced to it.
+  // Positions per request (prompt plus generated tokens). 0: the model's context length; larger
+  // values are reduced to it.
   int64_t context_size = 0;
-  // Tokens evaluated per forward step while reading the prompt; each worker's activation buffers
-  // are sized for this many tokens. Longer prompts take several steps.
-  int64_t prefill_batch = 256;
+  // Tokens evaluated per forward step: one per decoding request plus chunks of prompts; the
+  // activation buffers are sized for this many. Longer prompts take several steps. Must be at
+  // least max_concurrent_requests.
+  int64_t max_batch_tokens = 256;
+  // The KV cache budget in bytes, allocated in pages of 64 positions. A request is admitted when
+  // pages for its prompt plus max_tokens (at most context_size) can be reserved, so it never runs
+  // out mid-way. 0: max_concurrent_requests whole contexts. Pages a request never reaches are not
+  // touched (no resident memory).
+  uint64_t kv_cache_bytes = 0;
   WeightLayout layout = WeightLayout::Auto;
   PreparedCache prepared_cache = PreparedCache::Auto;
   // Where prepared caches (and converted Hugging Face checkpoints) live; empty: $BITNET_CACHE_DIR,
   // else $XDG_CACHE_HOME/bitnet-cxx, else ~/.cache/bitnet-cxx.
   std::string cache_dir;
-  // Requests served at the same time: one worker thread each, each with its own KV cache and
-  // activation buffers over the shared weights. Further requests wait in a FIFO queue.
+  // Requests decoded together in one batched forward step. Further requests wait in a FIFO queue.
   int max_concurrent_requests = 1;
   // false: the validation mode of the forward pass (exact float products with the ternary weights
   // instead of int8-quantized activations; much slower). No level changes it.
   bool quantize_activations = true;
+  // The fused RMSNorm + int8 quantization kernel (one pass over the row instead of three); off
+  // runs the unfused operations. Results are identical either way; `bitnet inspect --plan` lists
+  // the fusions and `bitnet bench --no-fuse` measures their gain.
+  bool fused_norm_quant = true;
   // The model cache to load through; null: ModelCache::global(). The Engine keeps what it needs
   // alive, so the ModelCache object may be destroyed before the Engine.
   ModelCache* model_cache = nullptr;
@@ -157,26 +174,42 @@ struct EngineInfo {
   std::string architecture;  // e.g. "bitnet-b1.58"
   int64_t n_vocab = 0;
   int64_t context_size = 0;  // positions per request
-  int threads_per_request = 0;
+  int threads = 0;           // compute threads of the forward step
   int max_concurrent_requests = 0;
+  int64_t max_batch_tokens = 0;
+  uint64_t kv_cache_bytes = 0;  // the KV page pool
+  int64_t kv_page_positions = 0;
   KvCacheType kv_type = KvCacheType::F16;
   std::string layout;          // "t1" or "t2"
   std::string kernels;         // instruction set of the active kernels, e.g. "avx2"
   std::string weights_source;  // "packed", "prepared cache" or "prepared cache rebuilt"
 };
 
-// Memory in bytes. Weights are shared with other Engines on the same model (model-cache.h).
+// Memory in bytes. Weights are shared with other Engines on the same model (model-cache.h). The
+// batched session (KV page pool, activations) is allocated on the first request.
 struct EngineStats {
-  uint64_t weights_bytes = 0;         // the model file's bytes plus the packed ternary matrices
-  uint64_t kv_bytes_per_session = 0;  // one request's KV cache
-  int64_t sessions = 0;               // sessions allocated (workers that have served a request)
-  uint64_t current_bytes = 0;         // weights + every allocated session's KV cache
-  // The largest current_bytes so far. Sessions live until the Engine is destroyed, so today this
-  // equals current_bytes.
-  uint64_t peak_bytes = 0;
+  uint64_t weights_bytes = 0;    // the model file's bytes plus the packed ternary matrices
+  uint64_t kv_pool_bytes = 0;    // the KV page pool (kv_cache_bytes rounded to whole pages)
+  uint64_t kv_bytes_in_use = 0;  // pages held by running requests
+  uint64_t kv_peak_bytes = 0;    // the most pages held at once
+  // Internal fragmentation of the KV pages in use: 1 - positions stored / positions the held
+  // pages could store (the unused tail of each request's last page). 0 when nothing is held.
+  double kv_fragmentation = 0;
+  uint64_t activation_bytes = 0;  // activation buffers and scratch of the batched step
+  uint64_t current_bytes = 0;     // weights + activations + KV pages in use
+  uint64_t peak_bytes = 0;        // weights + activations + the KV peak
   uint64_t requests_completed = 0;
   uint64_t requests_pending = 0;  // queued or running
+  uint64_t requests_running = 0;  // admitted to the batch
+  uint64_t steps = 0;             // forward steps run
+  uint64_t step_tokens = 0;       // tokens evaluated by them (prompt chunks and decode tokens)
 };
+
+// Called once per request on the scheduler thread with its result, or with a null result and the
+// error (bitnet::Error, or what the token callback threw). Must not block for long: the batch
+// waits for it.
+using CompletionCallback =
+    std::function<void(const GenerateResult* result, std::exception_ptr error)>;
 
 class Engine {
  public:
@@ -197,9 +230,15 @@ class Engine {
   // or a prompt that does not fit the context; failures while generating reach the future.
   std::future<GenerateResult> submit(const std::string& prompt, const GenerateOptions& options = {},
                                      TokenCallback on_piece = {});
+  // The same with a completion callback instead of a future. Throws like submit() at once.
+  void submit(const std::string& prompt, const GenerateOptions& options, TokenCallback on_piece,
+              CompletionCallback on_done);
 
   const EngineInfo& info() const;
   EngineStats stats() const;
+  // Time of each operation of the forward steps and of sampling so far, as JSON (the format of
+  // `bitnet run --profile`; core/perf-monitor.h describes it). series: every step's times too.
+  std::string profile_json(bool series = false) const;
 
   struct Impl;
 

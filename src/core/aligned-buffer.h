@@ -27,6 +27,15 @@ class AlignedBuffer {
     if (!data_) throw std::bad_alloc();
     std::memset(static_cast<void*>(data_), 0, bytes);
   }
+  // Allocates n elements left uninitialized: for buffers always written before they are read (the
+  // KV cache), whose untouched pages then cost no resident memory.
+  struct Uninitialized {};
+  AlignedBuffer(size_t n, Uninitialized) : size_(n) {
+    if (n == 0) return;
+    const size_t bytes = (n * sizeof(T) + kCacheLine - 1) / kCacheLine * kCacheLine;
+    data_ = static_cast<T*>(std::aligned_alloc(kCacheLine, bytes));
+    if (!data_) throw std::bad_alloc();
+  }
   ~AlignedBuffer() { std::free(data_); }
   AlignedBuffer(AlignedBuffer&& o) noexcept
       : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}

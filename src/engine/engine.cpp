@@ -1,20 +1,25 @@
-// bitnet::Engine: a FIFO of validated requests served by max_concurrent_requests worker threads,
-// each owning a ThreadPool and a BitNetSession (KV cache, activations) over weights shared through
-// the model cache. serve() is the only place that evaluates tokens; a batched decode step would
-// replace it, driving many Generation objects (generation.h) at once.
+// bitnet::Engine: a FIFO of validated requests and one scheduler thread that serves them by
+// continuous batching over a BatchedSession (model/batched-session.h) on weights shared through the
+// model cache. Each step, every admitted request contributes its next token, or a chunk of its
+// prompt while the step has room (max_batch_tokens); requests are admitted in FIFO order while a
+// slot is free (max_concurrent_requests) and the KV page pool can reserve their worst case
+// (prompt + max_tokens), so none fails mid-way for want of memory.
 #include <algorithm>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "bitnet/engine.h"
+#include "core/perf-monitor.h"
 #include "core/thread-pool.h"
 #include "engine/generation.h"
 #include "engine/model-cache.h"
 #include "kernels/ternary-matmul.h"
-#include "model/bitnet-b158.h"
+#include "model/batched-session.h"
 #include "model/chat-template.h"
 
 namespace bitnet {
@@ -58,8 +63,10 @@ void validate(const EngineConfig& c) {
   if (c.context_size < 0) {
     bad("context_size must be >= 0 (0: the model's), found " + std::to_string(c.context_size));
   }
-  if (c.prefill_batch < 1) {
-    bad("prefill_batch must be >= 1, found " + std::to_string(c.prefill_batch));
+  if (c.max_batch_tokens < c.max_concurrent_requests) {
+    bad("max_batch_tokens must be >= max_concurrent_requests (" +
+        std::to_string(c.max_concurrent_requests) + ": every running request decodes a token " +
+        "each step), found " + std::to_string(c.max_batch_tokens));
   }
 }
 
@@ -101,6 +108,7 @@ EngineConfig::EngineConfig(OptimizationLevel lvl) : level(lvl) {
       threads = 1;
       kv_type = KvCacheType::F32;
       prepared_cache = PreparedCache::Off;
+      fused_norm_quant = false;
       break;
     case OptimizationLevel::Basic:
       break;
@@ -113,7 +121,7 @@ EngineConfig::EngineConfig(OptimizationLevel lvl) : level(lvl) {
 
 EngineConfig EngineConfig::optimized_for_speed() {
   EngineConfig c(OptimizationLevel::Aggressive);
-  c.max_concurrent_requests = 1;
+  c.max_concurrent_requests = 8;
   return c;
 }
 
@@ -122,38 +130,66 @@ EngineConfig EngineConfig::optimized_for_memory() {
   c.layout = WeightLayout::T1;
   c.kv_type = KvCacheType::F16;
   c.context_size = 2048;
-  c.prefill_batch = 32;
+  c.max_batch_tokens = 32;
   c.max_concurrent_requests = 1;
   return c;
 }
 
 struct Engine::Impl {
+  // A request admitted to the batch.
+  struct Running {
+    std::unique_ptr<engine::Request> request;
+    std::optional<engine::Generation> gen;
+    int slot = -1;
+    size_t fed = 0;     // prompt tokens evaluated
+    int32_t next = -1;  // the token to evaluate next, once decoding
+    bool decoding = false;
+    bool in_step = false;  // has an item in the current step
+  };
+
   Impl(const std::string& path, const EngineConfig& config);
   ~Impl();
-  std::future<GenerateResult> submit(const std::string& prompt, const GenerateOptions& options,
-                                     TokenCallback on_piece);
-  void worker_main();
-  void serve(engine::Request& request, std::unique_ptr<ThreadPool>& pool,
-             std::unique_ptr<model::BitNetSession>& session, std::vector<float>& logits);
+  std::unique_ptr<engine::Request> make_request(const std::string& prompt,
+                                                const GenerateOptions& options,
+                                                TokenCallback on_piece);
+  void enqueue(std::unique_ptr<engine::Request> request);
+  void scheduler_main();
+  void admit(std::vector<std::unique_ptr<Running>>& running);
+  void run_step(std::vector<std::unique_ptr<Running>>& running);
+  void deliver(engine::Request& request, GenerateResult* result, std::exception_ptr error);
+  void finish(Running& r, std::optional<StopReason> reason);
+  void fail(Running& r, std::exception_ptr error);
+  void release(Running& r);
 
   EngineConfig config;
   std::shared_ptr<detail::ModelCacheAccess::Impl> cache;
   engine::WeightsPtr weights;
   std::optional<model::Tokenizer> tok;
   model::ChatTemplate chat_template = model::ChatTemplate::Plain;
-  model::SessionOptions session_options;
+  model::BatchedOptions batch_options;
   EngineInfo info;
   uint64_t weights_bytes = 0;
-  uint64_t kv_bytes = 0;
 
   std::mutex mu;
   std::condition_variable cv;
   std::deque<std::unique_ptr<engine::Request>> queue;  // guarded by mu
   bool stopping = false;                               // guarded by mu
   std::atomic<bool> shutdown{false};                   // read by running requests
-  std::vector<std::thread> workers;
-  std::atomic<int64_t> sessions{0};
-  std::atomic<uint64_t> completed{0}, pending{0};
+  std::atomic<uint64_t> completed{0}, pending{0}, running_n{0};
+
+  // Owned by the scheduler thread; read by stats() and profile_json() under stats_mu.
+  mutable std::mutex stats_mu;
+  std::unique_ptr<ThreadPool> pool;
+  std::unique_ptr<model::BatchedSession> session;
+  PerfMonitor monitor;
+  uint64_t steps = 0, step_tokens = 0;
+  int64_t positions_held = 0;  // positions stored by running requests (fragmentation)
+
+  // Scheduler scratch, sized once.
+  std::vector<model::BatchItem> items;
+  std::vector<Running*> logit_owner;  // per logits row
+  std::vector<float> logits;          // [max_concurrent_requests][n_vocab]
+  std::thread scheduler;
 };
 
 Engine::Impl::Impl(const std::string& path, const EngineConfig& cfg) : config(cfg) {
@@ -176,32 +212,45 @@ Engine::Impl::Impl(const std::string& path, const EngineConfig& cfg) : config(cf
                                   tok->find_token("<|eot_id|>").has_value(),
                                   tok->find_token("<|start_header_id|>").has_value());
 
-  const int workers_n = config.max_concurrent_requests;
   const int hw = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  const int threads = config.threads > 0 ? config.threads : std::max(1, hw / workers_n);
-  session_options.n_ctx =
+  model::BatchedOptions& bo = batch_options;
+  bo.max_sequences = config.max_concurrent_requests;
+  bo.n_ctx =
       config.context_size > 0 ? std::min(config.context_size, mcfg.n_ctx_train) : mcfg.n_ctx_train;
-  session_options.kv = config.kv_type == KvCacheType::F32 ? model::KvType::F32 : model::KvType::F16;
-  session_options.quantize_activations = config.quantize_activations;
-  session_options.max_batch = config.prefill_batch;
+  bo.kv = config.kv_type == KvCacheType::F32 ? model::KvType::F32 : model::KvType::F16;
+  bo.max_batch_tokens = config.max_batch_tokens;
+  bo.quantize_activations = config.quantize_activations;
+  bo.fused_norm_quant = config.fused_norm_quant && config.quantize_activations;
+  const uint64_t page_bytes =
+      2 * static_cast<uint64_t>(mcfg.n_layer * bo.kv_page_size * mcfg.n_embd_kv()) *
+      (bo.kv == model::KvType::F16 ? 2u : 4u);
+  const int64_t pages_per_request = (bo.n_ctx + bo.kv_page_size - 1) / bo.kv_page_size;
+  bo.kv_pages = config.kv_cache_bytes > 0 ? static_cast<int64_t>(config.kv_cache_bytes / page_bytes)
+                                          : pages_per_request * bo.max_sequences;
+  if (bo.kv_pages < 1) {
+    throw Error("EngineConfig: kv_cache_bytes (" + std::to_string(config.kv_cache_bytes) +
+                ") is less than one KV page of " + std::to_string(bo.kv_page_size) +
+                " positions (" + std::to_string(page_bytes) + " bytes for this model)");
+  }
 
   info.model_path = path;
   info.architecture = model::arch_name(mcfg.arch);
   info.n_vocab = mcfg.n_vocab;
-  info.context_size = session_options.n_ctx;
-  info.threads_per_request = threads;
-  info.max_concurrent_requests = workers_n;
+  info.context_size = bo.n_ctx;
+  info.threads = config.threads > 0 ? config.threads : hw;
+  info.max_concurrent_requests = config.max_concurrent_requests;
+  info.max_batch_tokens = bo.max_batch_tokens;
+  info.kv_cache_bytes = page_bytes * static_cast<uint64_t>(bo.kv_pages);
+  info.kv_page_positions = bo.kv_page_size;
   info.kv_type = config.kv_type;
   info.layout = kernels::layout_name(weights->layout());
   info.kernels = kernels::isa_name(kernels::active_kernels().isa);
   info.weights_source = source_name(weights->report().source);
   weights_bytes = engine::weights_bytes(*weights);
-  // As KvCache allocates: K and V, [n_layer][n_ctx][n_embd_kv] each.
-  kv_bytes = 2 * static_cast<uint64_t>(mcfg.n_layer * session_options.n_ctx * mcfg.n_embd_kv()) *
-             (session_options.kv == model::KvType::F16 ? 2u : 4u);
 
-  workers.reserve(static_cast<size_t>(workers_n));
-  for (int i = 0; i < workers_n; ++i) workers.emplace_back([this] { worker_main(); });
+  items.reserve(static_cast<size_t>(bo.max_batch_tokens));
+  logit_owner.reserve(static_cast<size_t>(bo.max_sequences));
+  scheduler = std::thread([this] { scheduler_main(); });
 }
 
 Engine::Impl::~Impl() {
@@ -211,14 +260,16 @@ Engine::Impl::~Impl() {
   }
   shutdown.store(true);
   cv.notify_all();
-  for (std::thread& t : workers) t.join();
+  scheduler.join();
+  session.reset();
+  pool.reset();
   weights.reset();
   cache->cache.trim();
 }
 
-std::future<GenerateResult> Engine::Impl::submit(const std::string& prompt,
-                                                 const GenerateOptions& options,
-                                                 TokenCallback on_piece) {
+std::unique_ptr<engine::Request> Engine::Impl::make_request(const std::string& prompt,
+                                                            const GenerateOptions& options,
+                                                            TokenCallback on_piece) {
   auto request = std::make_unique<engine::Request>();
   request->submitted = engine::Clock::now();
   if (options.max_tokens < 0) {
@@ -242,15 +293,28 @@ std::future<GenerateResult> Engine::Impl::submit(const std::string& prompt,
     rethrow_as_error("GenerateOptions");
   }
   const int64_t n = static_cast<int64_t>(request->prompt.size());
+  const int64_t n_ctx = batch_options.n_ctx;
   if (n == 0) throw Error("the prompt is empty and the vocabulary adds no BOS token");
-  if (n >= session_options.n_ctx) {
+  if (n >= n_ctx) {
     throw Error("the prompt has " + std::to_string(n) + " tokens but the context holds " +
-                std::to_string(session_options.n_ctx) + " (EngineConfig::context_size, up to the " +
-                "model's " + std::to_string(weights->config().n_ctx_train) + ")");
+                std::to_string(n_ctx) + " (EngineConfig::context_size, up to the model's " +
+                std::to_string(weights->config().n_ctx_train) + ")");
+  }
+  const int64_t worst = std::min(n + options.max_tokens, n_ctx);
+  const int64_t pages = (worst + batch_options.kv_page_size - 1) / batch_options.kv_page_size;
+  if (pages > batch_options.kv_pages) {
+    throw Error("the request needs " + std::to_string(pages) + " KV pages (" +
+                std::to_string(worst) + " positions: prompt + max_tokens) but the whole KV " +
+                "budget holds " + std::to_string(batch_options.kv_pages) +
+                " (EngineConfig::kv_cache_bytes = " + std::to_string(info.kv_cache_bytes) +
+                " bytes); lower max_tokens or raise the budget");
   }
   request->options = options;
   request->on_piece = std::move(on_piece);
-  std::future<GenerateResult> future = request->promise.get_future();
+  return request;
+}
+
+void Engine::Impl::enqueue(std::unique_ptr<engine::Request> request) {
   {
     std::lock_guard lock(mu);
     if (stopping) throw Error("the Engine is being destroyed");
@@ -258,61 +322,222 @@ std::future<GenerateResult> Engine::Impl::submit(const std::string& prompt,
     pending.fetch_add(1);
   }
   cv.notify_one();
-  return future;
 }
 
-void Engine::Impl::worker_main() {
-  std::unique_ptr<ThreadPool> pool;
-  std::unique_ptr<model::BitNetSession> session;
-  std::vector<float> logits;
-  for (;;) {
-    std::unique_ptr<engine::Request> request;
-    {
-      std::unique_lock lock(mu);
-      cv.wait(lock, [&] { return stopping || !queue.empty(); });
-      if (queue.empty()) return;  // stopping, and every queued request has been served
-      request = std::move(queue.front());
-      queue.pop_front();
+void Engine::Impl::deliver(engine::Request& request, GenerateResult* result,
+                           std::exception_ptr error) {
+  // Counted before the result is handed over, so a caller back from future.get() sees it in
+  // stats().
+  completed.fetch_add(1);
+  pending.fetch_sub(1);
+  if (request.on_done) {
+    try {
+      request.on_done(result, error);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bitnet::Engine: a completion callback threw (ignored): %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "bitnet::Engine: a completion callback threw (ignored)\n");
     }
-    serve(*request, pool, session, logits);
+  } else if (result) {
+    request.promise.set_value(std::move(*result));
+  } else {
+    request.promise.set_exception(error);
   }
 }
 
-void Engine::Impl::serve(engine::Request& request, std::unique_ptr<ThreadPool>& pool,
-                         std::unique_ptr<model::BitNetSession>& session,
-                         std::vector<float>& logits) {
-  // Counted before the promise is fulfilled, so a caller back from future.get() sees it in stats().
-  auto complete = [&] {
-    completed.fetch_add(1);
-    pending.fetch_sub(1);
-  };
-  std::optional<engine::Generation> gen;
+// The request's slot and pages go back before its result is handed over, so a caller back from
+// future.get() sees them free in stats().
+void Engine::Impl::release(Running& r) {
+  if (r.slot >= 0) {
+    std::lock_guard stats_lock(stats_mu);
+    session->remove_sequence(r.slot);
+    r.slot = -1;
+  }
+  running_n.fetch_sub(1);
+}
+
+void Engine::Impl::finish(Running& r, std::optional<StopReason> reason) {
+  std::optional<GenerateResult> result;
+  std::exception_ptr error;
   try {
-    gen.emplace(*tok, request, session_options.n_ctx, &shutdown);
-    if (!gen->cancelled()) {
-      if (!session) {
-        pool = std::make_unique<ThreadPool>(info.threads_per_request);
-        session = std::make_unique<model::BitNetSession>(*weights, session_options, *pool);
-        logits.resize(static_cast<size_t>(session->n_vocab()));
-        sessions.fetch_add(1);
-      }
-      session->reset();
-      gen->prompt_started();
-      session->eval(gen->prompt_tokens(), logits.data(), false);
-      gen->prompt_done();
-      while (const std::optional<int32_t> next = gen->accept(logits.data(), session->n_past())) {
-        session->eval(std::span<const int32_t>(&*next, 1), logits.data(), false);
+    result = r.gen->finish(reason);
+  } catch (const engine::CallbackError& e) {
+    error = e.error;  // the caller's own exception, unchanged
+  } catch (...) {
+    error = as_error(std::current_exception(), "generating");
+  }
+  release(r);
+  deliver(*r.request, result ? &*result : nullptr, error);
+}
+
+void Engine::Impl::fail(Running& r, std::exception_ptr error) {
+  release(r);
+  deliver(*r.request, nullptr, error);
+}
+
+// Moves queued requests into free slots, FIFO, while the pool can reserve their worst case.
+// Cancelled queued requests complete at once without a slot.
+void Engine::Impl::admit(std::vector<std::unique_ptr<Running>>& running) {
+  for (;;) {
+    std::unique_ptr<engine::Request> request;
+    {
+      std::lock_guard lock(mu);
+      if (queue.empty()) return;
+      engine::Request& front = *queue.front();
+      const bool cancelled = front.options.cancel.cancelled() || shutdown.load();
+      if (!cancelled) {
+        if (static_cast<int64_t>(running.size()) >= batch_options.max_sequences) return;
+        if (!session) {
+          std::lock_guard stats_lock(stats_mu);
+          pool = std::make_unique<ThreadPool>(info.threads);
+          session = std::make_unique<model::BatchedSession>(*weights, batch_options, *pool);
+          session->set_monitor(&monitor);
+          logits.resize(static_cast<size_t>(batch_options.max_sequences * info.n_vocab));
+        }
+        const int64_t worst =
+            std::min(static_cast<int64_t>(front.prompt.size()) + front.options.max_tokens,
+                     batch_options.n_ctx);
+        std::lock_guard stats_lock(stats_mu);
+        const int slot = session->add_sequence(worst);
+        if (slot < 0) return;  // waits for pages (FIFO: nothing behind it overtakes)
+        auto r = std::make_unique<Running>();
+        r->slot = slot;
+        r->request = std::move(queue.front());
+        queue.pop_front();
+        running.push_back(std::move(r));
+        running_n.fetch_add(1);
+      } else {
+        request = std::move(queue.front());
+        queue.pop_front();
       }
     }
-    GenerateResult result = gen->finish(StopReason::Cancelled);
-    complete();
-    request.promise.set_value(std::move(result));
-  } catch (const engine::CallbackError& e) {
-    complete();
-    request.promise.set_exception(e.error);  // the caller's own exception, unchanged
-  } catch (...) {
-    complete();
-    request.promise.set_exception(as_error(std::current_exception(), "generating"));
+    if (request) {  // cancelled while queued
+      try {
+        engine::Generation gen(*tok, *request, batch_options.n_ctx, &shutdown);
+        GenerateResult result = gen.finish(StopReason::Cancelled);
+        deliver(*request, &result, nullptr);
+      } catch (...) {
+        deliver(*request, nullptr, as_error(std::current_exception(), "generating"));
+      }
+      continue;
+    }
+    Running& r = *running.back();
+    try {
+      r.gen.emplace(*tok, *r.request, batch_options.n_ctx, &shutdown);
+    } catch (...) {
+      fail(r, as_error(std::current_exception(), "generating"));
+      r.request.reset();  // removed by run_step's sweep
+    }
+  }
+}
+
+void Engine::Impl::run_step(std::vector<std::unique_ptr<Running>>& running) {
+  // Requests that are done (failed at start) or cancelled leave before the step.
+  auto leave = [&](size_t i) {  // after finish() or fail(), which released the slot
+    running.erase(running.begin() + static_cast<ptrdiff_t>(i));
+  };
+  for (size_t i = 0; i < running.size();) {
+    Running& r = *running[i];
+    if (r.request && r.gen->cancelled()) finish(r, StopReason::Cancelled);
+    if (!r.request || r.gen->cancelled()) {
+      leave(i);
+      continue;
+    }
+    ++i;
+  }
+  if (running.empty()) return;
+
+  // Decode tokens first (one per decoding request), then prompt chunks while there is room.
+  items.clear();
+  logit_owner.clear();
+  int64_t budget = batch_options.max_batch_tokens;
+  for (auto& rp : running) {
+    Running& r = *rp;
+    r.in_step = false;
+    if (!r.decoding) continue;
+    items.push_back({r.slot, r.next, true});
+    logit_owner.push_back(&r);
+    r.in_step = true;
+    --budget;
+  }
+  for (auto& rp : running) {
+    Running& r = *rp;
+    if (r.decoding || budget <= 0) continue;
+    const auto prompt = r.gen->prompt_tokens();
+    const auto n =
+        static_cast<size_t>(std::min<int64_t>(budget, static_cast<int64_t>(prompt.size() - r.fed)));
+    if (r.fed == 0) r.gen->prompt_started();
+    for (size_t k = 0; k < n; ++k) {
+      const bool last = r.fed + k + 1 == prompt.size();
+      items.push_back({r.slot, prompt[r.fed + k], last});
+      if (last) logit_owner.push_back(&r);
+    }
+    r.fed += n;
+    r.in_step = true;
+    budget -= static_cast<int64_t>(n);
+  }
+
+  try {
+    std::lock_guard stats_lock(stats_mu);
+    session->step(items, logits.data());
+    ++steps;
+    step_tokens += items.size();
+  } catch (...) {  // everything was checked before the step: this is an engine bug or no memory
+    const std::exception_ptr e = as_error(std::current_exception(), "batched step");
+    for (size_t i = running.size(); i-- > 0;) {
+      if (!running[i]->in_step) continue;
+      fail(*running[i], e);
+      leave(i);
+    }
+    return;
+  }
+
+  // Sample the next token of every request that got logits.
+  for (size_t row = 0; row < logit_owner.size(); ++row) {
+    Running& r = *logit_owner[row];
+    if (!r.decoding) {
+      r.gen->prompt_done();
+      r.decoding = true;
+    }
+    try {
+      // Timed without stats_mu held: accept() runs the request's callback, which may call stats().
+      const int64_t t0 = perf_now_ns();
+      const std::optional<int32_t> next = r.gen->accept(
+          logits.data() + row * static_cast<size_t>(info.n_vocab), session->n_past(r.slot));
+      {
+        std::lock_guard stats_lock(stats_mu);
+        monitor.add(PerfOp::Sampling, perf_now_ns() - t0);
+      }
+      if (next) {
+        r.next = *next;
+      } else {
+        finish(r, std::nullopt);
+        r.request.reset();
+      }
+    } catch (const engine::CallbackError& e) {
+      fail(r, e.error);
+      r.request.reset();
+    } catch (...) {
+      fail(r, as_error(std::current_exception(), "generating"));
+      r.request.reset();
+    }
+  }
+  for (size_t i = running.size(); i-- > 0;) {
+    if (!running[i]->request) leave(i);
+  }
+}
+
+void Engine::Impl::scheduler_main() {
+  std::vector<std::unique_ptr<Running>> running;
+  running.reserve(static_cast<size_t>(batch_options.max_sequences));
+  for (;;) {
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return stopping || !queue.empty() || !running.empty(); });
+      if (stopping && queue.empty() && running.empty()) return;
+    }
+    admit(running);
+    run_step(running);
   }
 }
 
@@ -328,7 +553,18 @@ GenerateResult Engine::generate(const std::string& prompt, const GenerateOptions
 
 std::future<GenerateResult> Engine::submit(const std::string& prompt,
                                            const GenerateOptions& options, TokenCallback on_piece) {
-  return impl_->submit(prompt, options, std::move(on_piece));
+  auto request = impl_->make_request(prompt, options, std::move(on_piece));
+  std::future<GenerateResult> future = request->promise.get_future();
+  impl_->enqueue(std::move(request));
+  return future;
+}
+
+void Engine::submit(const std::string& prompt, const GenerateOptions& options,
+                    TokenCallback on_piece, CompletionCallback on_done) {
+  if (!on_done) throw Error("Engine::submit: the completion callback is empty");
+  auto request = impl_->make_request(prompt, options, std::move(on_piece));
+  request->on_done = std::move(on_done);
+  impl_->enqueue(std::move(request));
 }
 
 const EngineInfo& Engine::info() const {
@@ -338,13 +574,35 @@ const EngineInfo& Engine::info() const {
 EngineStats Engine::stats() const {
   EngineStats s;
   s.weights_bytes = impl_->weights_bytes;
-  s.kv_bytes_per_session = impl_->kv_bytes;
-  s.sessions = impl_->sessions.load();
-  s.current_bytes = s.weights_bytes + static_cast<uint64_t>(s.sessions) * s.kv_bytes_per_session;
-  s.peak_bytes = s.current_bytes;
+  {
+    std::lock_guard lock(impl_->stats_mu);
+    if (const model::BatchedSession* b = impl_->session.get()) {
+      const model::KvPagePool& kv = b->kv_pool();
+      s.kv_pool_bytes = kv.bytes();
+      s.kv_bytes_in_use = kv.page_bytes() * static_cast<uint64_t>(kv.pages_in_use());
+      s.kv_peak_bytes = kv.page_bytes() * static_cast<uint64_t>(kv.peak_pages_in_use());
+      const int64_t capacity = kv.pages_in_use() * kv.page_size();
+      s.kv_fragmentation = capacity > 0 ? 1.0 - static_cast<double>(b->positions_stored()) /
+                                                    static_cast<double>(capacity)
+                                        : 0.0;
+      s.activation_bytes = b->activation_bytes();
+    }
+    s.steps = impl_->steps;
+    s.step_tokens = impl_->step_tokens;
+  }
+  s.current_bytes = s.weights_bytes + s.activation_bytes + s.kv_bytes_in_use;
+  s.peak_bytes = s.weights_bytes + s.activation_bytes + s.kv_peak_bytes;
   s.requests_completed = impl_->completed.load();
   s.requests_pending = impl_->pending.load();
+  s.requests_running = impl_->running_n.load();
   return s;
+}
+
+std::string Engine::profile_json(bool series) const {
+  std::ostringstream out;
+  std::lock_guard lock(impl_->stats_mu);
+  impl_->monitor.write_json(out, series);
+  return out.str();
 }
 
 std::string generate(const std::string& model_path, const std::string& prompt,

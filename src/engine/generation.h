@@ -1,10 +1,9 @@
 // One request's generation, apart from how its tokens are evaluated: sampling, detokenizing,
 // stop strings, the streaming callback, cancellation, timings and the result.
 //
-// The evaluator (today a worker's BitNetSession, one request at a time; later a batched decode step
-// over many requests) evaluates prompt_tokens(), then repeatedly hands the logits of the last
-// evaluated position to accept(), which returns the next token to evaluate or nullopt when the
-// request is done; finish() then completes the future.
+// The evaluator (the Engine's batched step, many requests at once) evaluates prompt_tokens(), then
+// repeatedly hands the logits of the last evaluated position to accept(), which returns the next
+// token to evaluate or nullopt when the request is done; finish() then gives the result.
 #pragma once
 
 #include <atomic>
@@ -37,7 +36,8 @@ struct Request {
   model::SamplerParams sampling;
   GenerateOptions options;
   TokenCallback on_piece;
-  std::promise<GenerateResult> promise;
+  std::promise<GenerateResult> promise;  // unused when on_done is set
+  CompletionCallback on_done;
   Clock::time_point submitted;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -48,10 +49,16 @@ BatchedSession::BatchedSession(const ModelWeights& weights, const BatchedOptions
   tmp_ = AlignedBuffer<float>(static_cast<size_t>(B * E));
   gate_up_ = AlignedBuffer<float>(static_cast<size_t>(B * 2 * F));
   act_ = AlignedBuffer<float>(static_cast<size_t>(B * F));
-  q8_ = ops::Q8Scratch(B, std::max(E, F));
+  q8_ = ops::Q8Scratch(B, std::max(E, F), pool.size());
   scratch_stride_ = (n_ctx_ + E + 15) / 16 * 16;
   thread_scratch_ = AlignedBuffer<float>(static_cast<size_t>(scratch_stride_ * pool.size()));
   if (!opt_.quantize_activations) dense_ = ops::DenseLinears(w_);
+}
+
+int64_t BatchedSession::positions_stored() const {
+  int64_t n = 0;
+  for (size_t s = 0; s < active_.size(); ++s) n += active_[s] ? n_past_[s] : 0;
+  return n;
 }
 
 int64_t BatchedSession::pages_for(int64_t positions) const {
@@ -197,9 +204,11 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
   }
   const ops::LayerBuffers b{x_.data(),   h_.data(),       qkv_.data(), attn_.data(),
                             tmp_.data(), gate_up_.data(), act_.data()};
+  std::optional<ops::Fusion> fused;
+  if (opt_.quantize_activations && opt_.fused_norm_quant) fused.emplace(pool_, kt_, q8_);
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     ops::layer_forward(
-        cfg_, w_.layers()[static_cast<size_t>(l)], n, b, mon_,
+        cfg_, w_.layers()[static_cast<size_t>(l)], n, b, mon_, fused ? &*fused : nullptr,
         [&](const PackedLinear& w, int k, const float* in, float* out) {
           if (opt_.quantize_activations) {
             ops::bitlinear_q8(pool_, kt_, w, in, n, q8_, out);

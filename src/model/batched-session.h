@@ -41,6 +41,9 @@ struct BatchedOptions {
   int64_t kv_page_size = KvPagePool::kDefaultPageSize;  // positions per page, a power of 2
   int64_t kv_pages = 0;  // pages in the pool; 0: every slot's whole context (never short)
   bool quantize_activations = true;  // false: validation mode (exact float BitLinear)
+  // RMSNorm (with the residual add before it) and the int8 quantization of the next BitLinear's
+  // input in one pass per row, parallel over rows; false: the unfused operations. Same results.
+  bool fused_norm_quant = true;
 };
 
 struct BatchItem {
@@ -77,6 +80,7 @@ class BatchedSession {
   int64_t max_sequences() const { return opt_.max_sequences; }
   int64_t max_batch_tokens() const { return opt_.max_batch_tokens; }
   int64_t active_sequences() const { return n_active_; }
+  int64_t positions_stored() const;                     // sum of n_past over the slots in use
   size_t kv_bytes() const { return kv_pool_.bytes(); }  // the whole page pool
   const KvPagePool& kv_pool() const { return kv_pool_; }
   // The reservation add_sequence() would need for `positions` (pages), and whether the pool could

@@ -93,10 +93,12 @@ void embed_row(const ModelWeights& w, int32_t token, float* x) {
                           embd.data + static_cast<size_t>(token) * row_bytes(embd.type, E), x, E);
 }
 
-Q8Scratch::Q8Scratch(int64_t max_rows, int64_t max_k)
-    : q(static_cast<size_t>(max_rows * max_k)),
+Q8Scratch::Q8Scratch(int64_t max_rows, int64_t max_k_, int threads)
+    : q(static_cast<size_t>(max_rows * max_k_)),
       scale(static_cast<size_t>(max_rows)),
-      sum(static_cast<size_t>(max_rows)) {}
+      sum(static_cast<size_t>(max_rows)),
+      row(static_cast<size_t>(threads * max_k_)),
+      max_k(max_k_) {}
 
 void bitlinear_q8(ThreadPool& pool, const kernels::KernelTable& kt, const PackedLinear& w,
                   const float* in, int64_t n, Q8Scratch& q8, float* out) {
@@ -104,6 +106,48 @@ void bitlinear_q8(ThreadPool& pool, const kernels::KernelTable& kt, const Packed
   kernels::quantize_rows(pool, kt, in, K, n, K, q8.q.data(), K, q8.scale.data(), q8.sum.data());
   const kernels::QuantizedRows a{q8.q.data(), K, q8.scale.data(), q8.sum.data(), n};
   kernels::ternary_matmul(pool, kt, w.view, a, out, N);
+}
+
+void norm_quant_rows(ThreadPool& pool, const kernels::KernelTable& kt, float* x, const float* add,
+                     const float* w, int64_t n, int64_t k, float eps, Q8Scratch& q8) {
+  pool.parallel_for(n, [&](int64_t t0, int64_t t1, int thread) {
+    float* y = q8.row.data() + thread * q8.max_k;
+    for (int64_t t = t0; t < t1; ++t) {
+      float* xr = x + t * k;
+      if (add) {
+        const float* ar = add + t * k;
+        for (int64_t i = 0; i < k; ++i) xr[i] += ar[i];
+      }
+      const float* in = xr;
+      if (w) {
+        rmsnorm(xr, w, k, eps, y);
+        in = y;
+      }
+      kt.quantize(in, k, 1, k, q8.q.data() + t * k, k, q8.scale.data() + t, q8.sum.data() + t);
+    }
+  });
+}
+
+void act_norm_quant_rows(ThreadPool& pool, const kernels::KernelTable& kt, FfnActivation act,
+                         const float* gate_up, const std::vector<float>& sub_w, int64_t n,
+                         int64_t n_ff, float eps, Q8Scratch& q8) {
+  pool.parallel_for(n, [&](int64_t t0, int64_t t1, int thread) {
+    float* y = q8.row.data() + thread * q8.max_k;
+    for (int64_t t = t0; t < t1; ++t) {
+      const float* g = gate_up + t * 2 * n_ff;
+      ffn_act_row(act, g, g + n_ff, n_ff, y);
+      sub_norm(y, sub_w, n_ff, eps, y);
+      kt.quantize(y, n_ff, 1, n_ff, q8.q.data() + t * n_ff, n_ff, q8.scale.data() + t,
+                  q8.sum.data() + t);
+    }
+  });
+}
+
+void matmul_q8(ThreadPool& pool, const kernels::KernelTable& kt, const PackedLinear& w, int64_t n,
+               const Q8Scratch& q8, float* out) {
+  const int64_t K = w.view.k;
+  const kernels::QuantizedRows a{q8.q.data(), K, q8.scale.data(), q8.sum.data(), n};
+  kernels::ternary_matmul(pool, kt, w.view, a, out, w.view.n);
 }
 
 DenseLinears::DenseLinears(const ModelWeights& weights) {

@@ -45,18 +45,38 @@ void ffn_act_row(FfnActivation act, const float* gate, const float* up, int64_t 
 // x[n_embd] = token_embd[token] (dequantized from the file's type).
 void embed_row(const ModelWeights& w, int32_t token, float* x);
 
-// Int8 activations for the quantized BitLinear of up to max_rows rows of up to max_k values.
+// Int8 activations for the quantized BitLinear of up to max_rows rows of up to max_k values, and
+// one float row per thread for the fused operations.
 struct Q8Scratch {
   Q8Scratch() = default;
-  Q8Scratch(int64_t max_rows, int64_t max_k);
+  Q8Scratch(int64_t max_rows, int64_t max_k, int threads = 1);
   AlignedBuffer<int8_t> q;  // [max_rows][max_k]
   AlignedBuffer<float> scale;
   AlignedBuffer<int32_t> sum;
+  AlignedBuffer<float> row;  // [threads][max_k]
+  int64_t max_k = 0;
 };
 
 // out[n][w.n] = BitLinear(in[n][w.k]): per-row absmax int8 quantization, then the ternary matmul.
 void bitlinear_q8(ThreadPool& pool, const kernels::KernelTable& kt, const PackedLinear& w,
                   const float* in, int64_t n, Q8Scratch& q8, float* out);
+
+// Fused "residual + RMSNorm + int8 quantization" of n rows of k values, parallel over rows, one
+// pass per row with the normed row kept in the thread's scratch instead of written out: when add
+// is not null, x[t] += add[t] (written back); then q8 row t = quantize(rmsnorm(x[t]) * w), or
+// quantize(x[t]) when w is null (a missing sub-norm). Bit-identical to the unfused operations.
+void norm_quant_rows(ThreadPool& pool, const kernels::KernelTable& kt, float* x, const float* add,
+                     const float* w, int64_t n, int64_t k, float eps, Q8Scratch& q8);
+
+// Fused "act(gate) * up + ffn sub-norm + int8 quantization" of n rows of gate_up ([n][2 n_ff]),
+// parallel over rows, into q8. sub_w empty: no sub-norm. Bit-identical to the unfused operations.
+void act_norm_quant_rows(ThreadPool& pool, const kernels::KernelTable& kt, FfnActivation act,
+                         const float* gate_up, const std::vector<float>& sub_w, int64_t n,
+                         int64_t n_ff, float eps, Q8Scratch& q8);
+
+// out[n][w.n] = the ternary matmul of the n rows already quantized in q8.
+void matmul_q8(ThreadPool& pool, const kernels::KernelTable& kt, const PackedLinear& w, int64_t n,
+               const Q8Scratch& q8, float* out);
 
 // The validation mode's weights: every linear of ModelWeights::linears() unpacked to int8
 // [n][k] (index 4 * layer + {0: qkv, 1: attn_out, 2: gate_up, 3: down}).
@@ -87,23 +107,64 @@ struct LayerBuffers {
   float* act;      // [n][n_ff]
 };
 
+// What the fused operations need (norm_quant_rows and friends); null in layer_forward: unfused.
+struct Fusion {
+  ThreadPool& pool;
+  const kernels::KernelTable& kt;
+  Q8Scratch& q8;
+};
+
 // One transformer layer over n rows: the graph of bitnet-b158.h, written once for both sessions.
 // linear(w, k, in, out): one BitLinear over the n rows (k = 0..3: qkv, attn_out, gate_up, down).
 // rope_and_attend(): rotates q and k in b.qkv, stores k and v, and writes b.attn (it times its own
 // parts). mon (may be null) receives the time of each operation.
+//
+// fused (may be null; only with quantized activations) replaces each "norm, then quantize the
+// BitLinear input" pair by one pass per row (norm_quant_rows, act_norm_quant_rows), the residual
+// add before ffn_norm included, and runs the matmuls on the quantized rows: the execution plan of
+// `bitnet inspect --plan`. The results are bit-identical either way. Timed as norm and ffn_act
+// (quantization included; the matmul ops then exclude it).
 template <class Linear, class RopeAndAttend>
 void layer_forward(const ModelConfig& cfg, const LayerWeights& L, int64_t n, const LayerBuffers& b,
-                   PerfMonitor* mon, Linear&& linear, RopeAndAttend&& rope_and_attend) {
+                   PerfMonitor* mon, const Fusion* fused, Linear&& linear,
+                   RopeAndAttend&& rope_and_attend) {
   const int64_t E = cfg.n_embd, F = cfg.n_ff;
   const float eps = cfg.rms_eps;
+  auto op = [](int k) { return static_cast<PerfOp>(static_cast<int>(PerfOp::MatmulQkv) + k); };
   auto timed_linear = [&](const PackedLinear& w, int k, const float* in, float* out) {
-    PerfScope s(mon, static_cast<PerfOp>(static_cast<int>(PerfOp::MatmulQkv) + k));
+    PerfScope s(mon, op(k));
     linear(w, k, in, out);
   };
   auto residual = [&] {
     PerfScope s(mon, PerfOp::Residual);
     for (int64_t i = 0; i < n * E; ++i) b.x[i] += b.tmp[i];
   };
+  if (fused) {
+    auto mm = [&](const PackedLinear& w, int k, float* out) {
+      PerfScope s(mon, op(k));
+      matmul_q8(fused->pool, fused->kt, w, n, fused->q8, out);
+    };
+    auto nq = [&](float* x, const float* add, const std::vector<float>& w, int64_t k) {
+      PerfScope s(mon, PerfOp::Norm);
+      norm_quant_rows(fused->pool, fused->kt, x, add, w.empty() ? nullptr : w.data(), n, k, eps,
+                      fused->q8);
+    };
+    nq(b.x, nullptr, L.attn_norm, E);
+    mm(L.qkv, 0, b.qkv);
+    rope_and_attend();
+    nq(b.attn, nullptr, L.attn_sub_norm, E);
+    mm(L.attn_out, 1, b.tmp);
+    nq(b.x, b.tmp, L.ffn_norm, E);  // x += attention output, then ffn_norm
+    mm(L.gate_up, 2, b.gate_up);
+    {
+      PerfScope s(mon, PerfOp::FfnAct);
+      act_norm_quant_rows(fused->pool, fused->kt, cfg.activation, b.gate_up, L.ffn_sub_norm, n, F,
+                          eps, fused->q8);
+    }
+    mm(L.down, 3, b.tmp);
+    residual();
+    return;
+  }
   {
     PerfScope s(mon, PerfOp::Norm);
     for (int64_t t = 0; t < n; ++t) rmsnorm(b.x + t * E, L.attn_norm.data(), E, eps, b.h + t * E);

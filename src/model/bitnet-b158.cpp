@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -29,7 +30,7 @@ BitNetSession::BitNetSession(const ModelWeights& weights, const SessionOptions& 
   tmp_ = AlignedBuffer<float>(static_cast<size_t>(B * std::max(E, F)));
   gate_up_ = AlignedBuffer<float>(static_cast<size_t>(B * 2 * F));
   act_ = AlignedBuffer<float>(static_cast<size_t>(B * F));
-  q8_ = ops::Q8Scratch(B, std::max(E, F));
+  q8_ = ops::Q8Scratch(B, std::max(E, F), pool.size());
   scratch_stride_ = (n_ctx_ + 2 * cfg_.head_dim + E + 15) / 16 * 16;
   thread_scratch_ = AlignedBuffer<float>(static_cast<size_t>(scratch_stride_ * pool.size()));
   inv_freq_ = ops::rope_inv_freq(cfg_);
@@ -97,10 +98,12 @@ void BitNetSession::eval_batch(const int32_t* tokens, int64_t n, float* logits, 
   }
   const ops::LayerBuffers b{x_.data(),   h_.data(),       qkv_.data(), attn_.data(),
                             tmp_.data(), gate_up_.data(), act_.data()};
+  std::optional<ops::Fusion> fused;
+  if (opt_.quantize_activations && opt_.fused_norm_quant) fused.emplace(pool_, kt_, q8_);
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     const size_t d0 = static_cast<size_t>(4 * l);
     ops::layer_forward(
-        cfg_, w_.layers()[static_cast<size_t>(l)], n, b, mon_,
+        cfg_, w_.layers()[static_cast<size_t>(l)], n, b, mon_, fused ? &*fused : nullptr,
         [&](const PackedLinear& w, int k, const float* in, float* out) {
           bitlinear(w, d0 + static_cast<size_t>(k), in, n, out);
         },

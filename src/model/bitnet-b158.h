@@ -32,6 +32,9 @@ struct SessionOptions {
   KvType kv = KvType::F16;
   bool quantize_activations = true;  // false: validation mode (see above)
   int64_t max_batch = 256;           // tokens per internal step; longer inputs are split
+  // Fused residual + RMSNorm + quantization and act + sub-norm + quantization passes
+  // (ops::layer_forward); false: the unfused operations. Bit-identical results.
+  bool fused_norm_quant = true;
 };
 
 class BitNetSession {

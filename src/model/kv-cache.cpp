@@ -25,8 +25,11 @@ KvPagePool::KvPagePool(KvType type, int64_t n_layer, int64_t row_dim, int64_t pa
                                 std::to_string(page_size) + ", a power of 2) and n_pages (" +
                                 std::to_string(n_pages) + ") must be positive");
   }
-  k_ = AlignedBuffer<uint8_t>(page_bytes() / 2 * static_cast<size_t>(n_pages));
-  v_ = AlignedBuffer<uint8_t>(page_bytes() / 2 * static_cast<size_t>(n_pages));
+  // Uninitialized: a row is always stored before it is read, and pages never touched (a large
+  // budget, short requests) then take no resident memory.
+  const size_t half = page_bytes() / 2 * static_cast<size_t>(n_pages);
+  k_ = AlignedBuffer<uint8_t>(half, AlignedBuffer<uint8_t>::Uninitialized{});
+  v_ = AlignedBuffer<uint8_t>(half, AlignedBuffer<uint8_t>::Uninitialized{});
   free_.reserve(static_cast<size_t>(n_pages));
   // Popped from the back: page 0 first, so a lone sequence's pages are in address order.
   for (int64_t p = n_pages - 1; p >= 0; --p) free_.push_back(static_cast<int32_t>(p));
