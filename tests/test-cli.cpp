@@ -196,7 +196,8 @@ TEST(Cli, HelpListsInspect) {
   const Result r = run_bitnet({"help"});
   ASSERT_TRUE(r.exited);
   EXPECT_EQ(r.code, 0);
-  EXPECT_NE(r.out.find("  inspect MODEL [--json]\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  inspect MODEL [--json] | inspect --plan MODEL"), std::string::npos)
+      << r.out;
 }
 
 TEST(Cli, UnknownCommandExits2) {
@@ -326,6 +327,24 @@ TEST(Run, ProfileWritesEveryOperationOfTheForwardPass) {
   expect_clear_failure(
       {"run", "-m", fixture.string(), "-p", "hi", "--profile", (tmp.path() / "no/such").string()},
       "no/such");
+}
+
+TEST(Inspect, PlanPrintsFusionsOperationsAndTheArena) {
+  const fs::path fixture = reference_dir() / "models" / "tiny-b158.i2_s.gguf";
+  REQUIRE_FIXTURE(fixture);
+  Result r = run_bitnet({"inspect", "--plan", fixture.string(), "-b", "8"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("execution plan: 8 rows per step"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fusions applied: qkv gate_up norm_quant act_norm_quant"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("activation arena:"), std::string::npos) << r.out;
+  r = run_bitnet({"inspect", "--plan", fixture.string(), "--no-fuse"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("fusions applied: qkv gate_up (norm_quant and act_norm_quant switched off)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("act+ffn_sub_norm "), std::string::npos) << r.out;
+  expect_clear_failure({"inspect", "--plan", fixture.string(), "-b", "0"}, "rows per step");
 }
 
 TEST(Tokenize, ReferencePromptIds) {

@@ -10,6 +10,9 @@
 #include "cli/commands.h"
 #include "formats/ggml-types.h"
 #include "formats/gguf.h"
+#include "kernels/ternary-matmul.h"
+#include "model/execution-plan.h"
+#include "model/model-config.h"
 #include "model/model-info.h"
 
 namespace bitnet::cli {
@@ -185,21 +188,46 @@ void print_text(const ModelInfo& info) {
 
 int cmd_inspect(int argc, char** argv);
 
-BITNET_COMMAND("inspect", "inspect MODEL [--json]",
+constexpr const char* kUsage =
+    "inspect MODEL [--json] | inspect --plan MODEL [-b ROWS] [--no-fuse] [--no-act-quant]";
+
+BITNET_COMMAND("inspect", kUsage,
                "architecture, hyper-parameters, tokenizer, every tensor, totals, bytes read per\n"
-               "generated token and the validation verdict of a GGUF model (exit 1 if invalid)",
+               "generated token and the validation verdict of a GGUF model (exit 1 if invalid).\n"
+               "--plan prints the execution plan instead: the fusions applied, the operations of\n"
+               "a step with their buffers, and the activation arena laid out by liveness, for\n"
+               "ROWS tokens per step (default 256), with the norm+quantization fusions switched\n"
+               "off (--no-fuse) or in the validation mode (--no-act-quant)",
                cmd_inspect);
 
 int cmd_inspect(int argc, char** argv) {
   std::string path;
-  bool json = false;
+  bool json = false, plan = false;
+  model::PlanOptions po;
+  po.max_rows = 256;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--json") {
       json = true;
+    } else if (a == "--plan") {
+      plan = true;
+    } else if (a == "--no-fuse") {
+      po.fused_norm_quant = false;
+    } else if (a == "--no-act-quant") {
+      po.quantize_activations = false;
+    } else if (a == "-b" || a == "--batch") {
+      if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value (rows per step)");
+      const std::string v = argv[++i];
+      int64_t rows = 0;
+      const auto r = std::from_chars(v.data(), v.data() + v.size(), rows);
+      if (r.ec != std::errc() || r.ptr != v.data() + v.size() || rows < 1 || rows > (1 << 20)) {
+        throw std::invalid_argument(a + ": expected rows per step in 1.." +
+                                    std::to_string(1 << 20) + ", found '" + v + "'");
+      }
+      po.max_rows = rows;
     } else if (!a.empty() && a[0] == '-') {
-      throw std::invalid_argument("unknown option '" + a +
-                                  "' (usage: bitnet inspect MODEL [--json])");
+      throw std::invalid_argument("unknown option '" + a + "' (usage: bitnet " +
+                                  std::string(kUsage) + ")");
     } else if (path.empty()) {
       path = a;
     } else {
@@ -207,9 +235,22 @@ int cmd_inspect(int argc, char** argv) {
     }
   }
   if (path.empty())
-    throw std::invalid_argument("missing MODEL (usage: bitnet inspect MODEL [--json])");
+    throw std::invalid_argument("missing MODEL (usage: bitnet " + std::string(kUsage) + ")");
 
   const formats::GgufFile file = formats::GgufFile::open(path);
+  if (plan) {
+    const model::ModelConfig cfg = model::read_model_config(file);
+    // The layout the loader picks (model-weights.h): T1 where the kernels decode it at memory
+    // speed, else T2.
+    const kernels::TernaryLayout layout = kernels::active_kernels().isa == kernels::Isa::Avx512
+                                              ? kernels::TernaryLayout::T1
+                                              : kernels::TernaryLayout::T2;
+    std::printf("%s: %s, %lld layers, weights layout %s, kernels %s\n", path.c_str(),
+                cfg.arch_key.c_str(), static_cast<long long>(cfg.n_layer),
+                kernels::layout_name(layout), kernels::isa_name(kernels::active_kernels().isa));
+    std::fputs(model::ExecutionPlan(cfg, layout, po).describe().c_str(), stdout);
+    return 0;
+  }
   const ModelInfo info = model::gather_model_info(file);
   if (json) {
     // Replace invalid UTF-8 (token text, paths) rather than throw: the report must always print.

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "model/execution-plan.h"
 #include "model/lm-head.h"
 
 namespace bitnet::model {
@@ -39,17 +40,15 @@ BatchedSession::BatchedSession(const ModelWeights& weights, const BatchedOptions
   step_count_.assign(S, 0);
   inv_freq_ = ops::rope_inv_freq(cfg_);
 
-  const int64_t B = opt_.max_batch_tokens, E = cfg_.n_embd, F = cfg_.n_ff;
+  const int64_t B = opt_.max_batch_tokens, E = cfg_.n_embd;
   item_slot_.assign(static_cast<size_t>(B), 0);
   item_pos_.assign(static_cast<size_t>(B), 0);
-  x_ = AlignedBuffer<float>(static_cast<size_t>(B * E));
-  h_ = AlignedBuffer<float>(static_cast<size_t>(B * E));
-  qkv_ = AlignedBuffer<float>(static_cast<size_t>(B * (E + 2 * cfg_.n_embd_kv())));
-  attn_ = AlignedBuffer<float>(static_cast<size_t>(B * E));
-  tmp_ = AlignedBuffer<float>(static_cast<size_t>(B * E));
-  gate_up_ = AlignedBuffer<float>(static_cast<size_t>(B * 2 * F));
-  act_ = AlignedBuffer<float>(static_cast<size_t>(B * F));
-  q8_ = ops::Q8Scratch(B, std::max(E, F), pool.size());
+  PlanOptions po;
+  po.max_rows = B;
+  po.quantize_activations = opt_.quantize_activations;
+  po.fused_norm_quant = opt_.fused_norm_quant;
+  plan_ = ExecutionPlan(cfg_, w_.layout(), po);
+  arena_ = ops::ActivationArena(plan_, pool.size());
   scratch_stride_ = (n_ctx_ + E + 15) / 16 * 16;
   thread_scratch_ = AlignedBuffer<float>(static_cast<size_t>(scratch_stride_ * pool.size()));
   if (!opt_.quantize_activations) dense_ = ops::DenseLinears(w_);
@@ -66,12 +65,7 @@ int64_t BatchedSession::pages_for(int64_t positions) const {
 }
 
 size_t BatchedSession::activation_bytes() const {
-  size_t b = 0;
-  for (const AlignedBuffer<float>* buf :
-       {&x_, &h_, &qkv_, &attn_, &tmp_, &gate_up_, &act_, &thread_scratch_}) {
-    b += buf->size() * sizeof(float);
-  }
-  b += q8_.q.size() + q8_.scale.size() * sizeof(float) + q8_.sum.size() * sizeof(int32_t);
+  size_t b = arena_.bytes() + thread_scratch_.size() * sizeof(float);
   for (const auto& d : dense_.w) b += d.size();
   return b;
 }
@@ -136,8 +130,8 @@ void BatchedSession::attention(int64_t layer, int64_t n) {
       const int64_t t = i / cfg_.n_head, h = i % cfg_.n_head;
       const KvCache& kv = kv_[static_cast<size_t>(item_slot_[static_cast<size_t>(t)])];
       const int64_t pos = item_pos_[static_cast<size_t>(t)];
-      ops::attend_head(kt_, kv, layer, (h / group) * hd, qkv_.data() + t * ld + h * hd, hd, pos + 1,
-                       scale, scores, attn_.data() + t * E + h * hd);
+      ops::attend_head(kt_, kv, layer, (h / group) * hd, arena_.buffers().qkv + t * ld + h * hd, hd,
+                       pos + 1, scale, scores, arena_.buffers().attn + t * E + h * hd);
     }
   });
 }
@@ -199,19 +193,18 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
   {
     PerfScope s(mon_, PerfOp::Embed);
     for (int64_t t = 0; t < n; ++t) {
-      ops::embed_row(w_, items[static_cast<size_t>(t)].token, x_.data() + t * E);
+      ops::embed_row(w_, items[static_cast<size_t>(t)].token, arena_.buffers().x + t * E);
     }
   }
-  const ops::LayerBuffers b{x_.data(),   h_.data(),       qkv_.data(), attn_.data(),
-                            tmp_.data(), gate_up_.data(), act_.data()};
+  const ops::LayerBuffers& b = arena_.buffers();
   std::optional<ops::Fusion> fused;
-  if (opt_.quantize_activations && opt_.fused_norm_quant) fused.emplace(pool_, kt_, q8_);
+  if (opt_.quantize_activations && opt_.fused_norm_quant) fused.emplace(pool_, kt_, arena_.q8());
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     ops::layer_forward(
         cfg_, w_.layers()[static_cast<size_t>(l)], n, b, mon_, fused ? &*fused : nullptr,
         [&](const PackedLinear& w, int k, const float* in, float* out) {
           if (opt_.quantize_activations) {
-            ops::bitlinear_q8(pool_, kt_, w, in, n, q8_, out);
+            ops::bitlinear_q8(pool_, kt_, w, in, n, arena_.q8(), out);
           } else {
             ops::bitlinear_dense(pool_, w, dense_.w[static_cast<size_t>(4 * l + k)].data(), in, n,
                                  out);
@@ -221,7 +214,7 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
           {
             PerfScope s(mon_, PerfOp::RopeKv);
             for (int64_t t = 0; t < n; ++t) {
-              float* row = qkv_.data() + t * ld_qkv;
+              float* row = arena_.buffers().qkv + t * ld_qkv;
               const auto ti = static_cast<size_t>(t);
               ops::rope_qk_row(cfg_, inv_freq_, item_pos_[ti], row);
               kv_[static_cast<size_t>(item_slot_[ti])].store(l, item_pos_[ti], 1, row + E,
@@ -239,12 +232,13 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
       int64_t r = 0;
       for (int64_t t = 0; t < n; ++t) {
         if (!items[static_cast<size_t>(t)].wants_logits) continue;
-        ops::rmsnorm(x_.data() + t * E, w_.output_norm().data(), E, eps, h_.data() + r * E);
+        ops::rmsnorm(arena_.buffers().x + t * E, w_.output_norm().data(), E, eps,
+                     arena_.buffers().h + r * E);
         ++r;
       }
     }
     PerfScope s(mon_, PerfOp::LmHead);
-    ops::lm_head_rows(pool_, kt_, w_, h_.data(), n_logits, logits, cfg_.n_vocab,
+    ops::lm_head_rows(pool_, kt_, w_, arena_.buffers().h, n_logits, logits, cfg_.n_vocab,
                       thread_scratch_.data() + n_ctx_, scratch_stride_);
   }
   for (size_t s = 0; s < step_count_.size(); ++s) n_past_[s] += step_count_[s];

@@ -88,6 +88,7 @@ class BatchedSession {
   int64_t pages_for(int64_t positions) const;
   // Bytes of the activation buffers and scratch (fixed at construction).
   size_t activation_bytes() const;
+  const ExecutionPlan& plan() const { return plan_; }
   // Times every operation of step() into m (null: off); each step() closes one series row.
   void set_monitor(PerfMonitor* m) { mon_ = m; }
 
@@ -113,9 +114,8 @@ class BatchedSession {
   // Per item of the current step: its slot and position.
   std::vector<int32_t> item_slot_;
   std::vector<int64_t> item_pos_;
-  // Activations for max_batch_tokens rows.
-  AlignedBuffer<float> x_, h_, qkv_, attn_, tmp_, gate_up_, act_;  // [B][E], ..., [B][2F], [B][F]
-  ops::Q8Scratch q8_;
+  ExecutionPlan plan_;
+  ops::ActivationArena arena_;           // activations by liveness, laid out by plan_
   ops::DenseLinears dense_;              // validation mode only
   AlignedBuffer<float> thread_scratch_;  // per thread: scores[n_ctx] + a dequantized output row
   int64_t scratch_stride_ = 0;

@@ -93,25 +93,32 @@ void embed_row(const ModelWeights& w, int32_t token, float* x) {
                           embd.data + static_cast<size_t>(token) * row_bytes(embd.type, E), x, E);
 }
 
-Q8Scratch::Q8Scratch(int64_t max_rows, int64_t max_k_, int threads)
-    : q(static_cast<size_t>(max_rows * max_k_)),
-      scale(static_cast<size_t>(max_rows)),
-      sum(static_cast<size_t>(max_rows)),
-      row(static_cast<size_t>(threads * max_k_)),
-      max_k(max_k_) {}
+ActivationArena::ActivationArena(const ExecutionPlan& plan, int threads)
+    : arena_(plan.arena_bytes()), rows_(static_cast<size_t>(threads * plan.q8_row_bytes())) {
+  uint8_t* base = arena_.data();
+  auto f = [&](PlanBuffer b) { return reinterpret_cast<float*>(base + plan.offset(b)); };
+  b_ = LayerBuffers{f(PlanBuffer::X),    f(PlanBuffer::H),   f(PlanBuffer::Qkv),
+                    f(PlanBuffer::Attn), f(PlanBuffer::Tmp), f(PlanBuffer::GateUp),
+                    f(PlanBuffer::Act)};
+  q8_.q = reinterpret_cast<int8_t*>(base + plan.offset(PlanBuffer::Q8));
+  q8_.scale = reinterpret_cast<float*>(base + plan.q8_scale_offset());
+  q8_.sum = reinterpret_cast<int32_t*>(base + plan.q8_sum_offset());
+  q8_.row = rows_.data();
+  q8_.max_k = plan.q8_row_bytes();
+}
 
 void bitlinear_q8(ThreadPool& pool, const kernels::KernelTable& kt, const PackedLinear& w,
                   const float* in, int64_t n, Q8Scratch& q8, float* out) {
   const int64_t K = w.view.k, N = w.view.n;
-  kernels::quantize_rows(pool, kt, in, K, n, K, q8.q.data(), K, q8.scale.data(), q8.sum.data());
-  const kernels::QuantizedRows a{q8.q.data(), K, q8.scale.data(), q8.sum.data(), n};
+  kernels::quantize_rows(pool, kt, in, K, n, K, q8.q, K, q8.scale, q8.sum);
+  const kernels::QuantizedRows a{q8.q, K, q8.scale, q8.sum, n};
   kernels::ternary_matmul(pool, kt, w.view, a, out, N);
 }
 
 void norm_quant_rows(ThreadPool& pool, const kernels::KernelTable& kt, float* x, const float* add,
                      const float* w, int64_t n, int64_t k, float eps, Q8Scratch& q8) {
   pool.parallel_for(n, [&](int64_t t0, int64_t t1, int thread) {
-    float* y = q8.row.data() + thread * q8.max_k;
+    float* y = q8.row + thread * q8.max_k;
     for (int64_t t = t0; t < t1; ++t) {
       float* xr = x + t * k;
       if (add) {
@@ -123,7 +130,7 @@ void norm_quant_rows(ThreadPool& pool, const kernels::KernelTable& kt, float* x,
         rmsnorm(xr, w, k, eps, y);
         in = y;
       }
-      kt.quantize(in, k, 1, k, q8.q.data() + t * k, k, q8.scale.data() + t, q8.sum.data() + t);
+      kt.quantize(in, k, 1, k, q8.q + t * k, k, q8.scale + t, q8.sum + t);
     }
   });
 }
@@ -132,13 +139,12 @@ void act_norm_quant_rows(ThreadPool& pool, const kernels::KernelTable& kt, FfnAc
                          const float* gate_up, const std::vector<float>& sub_w, int64_t n,
                          int64_t n_ff, float eps, Q8Scratch& q8) {
   pool.parallel_for(n, [&](int64_t t0, int64_t t1, int thread) {
-    float* y = q8.row.data() + thread * q8.max_k;
+    float* y = q8.row + thread * q8.max_k;
     for (int64_t t = t0; t < t1; ++t) {
       const float* g = gate_up + t * 2 * n_ff;
       ffn_act_row(act, g, g + n_ff, n_ff, y);
       sub_norm(y, sub_w, n_ff, eps, y);
-      kt.quantize(y, n_ff, 1, n_ff, q8.q.data() + t * n_ff, n_ff, q8.scale.data() + t,
-                  q8.sum.data() + t);
+      kt.quantize(y, n_ff, 1, n_ff, q8.q + t * n_ff, n_ff, q8.scale + t, q8.sum + t);
     }
   });
 }
@@ -146,7 +152,7 @@ void act_norm_quant_rows(ThreadPool& pool, const kernels::KernelTable& kt, FfnAc
 void matmul_q8(ThreadPool& pool, const kernels::KernelTable& kt, const PackedLinear& w, int64_t n,
                const Q8Scratch& q8, float* out) {
   const int64_t K = w.view.k;
-  const kernels::QuantizedRows a{q8.q.data(), K, q8.scale.data(), q8.sum.data(), n};
+  const kernels::QuantizedRows a{q8.q, K, q8.scale, q8.sum, n};
   kernels::ternary_matmul(pool, kt, w.view, a, out, w.view.n);
 }
 

@@ -12,6 +12,7 @@
 #include "core/perf-monitor.h"
 #include "core/thread-pool.h"
 #include "kernels/ternary-matmul.h"
+#include "model/execution-plan.h"
 #include "model/kv-cache.h"
 #include "model/model-config.h"
 #include "model/model-weights.h"
@@ -46,14 +47,12 @@ void ffn_act_row(FfnActivation act, const float* gate, const float* up, int64_t 
 void embed_row(const ModelWeights& w, int32_t token, float* x);
 
 // Int8 activations for the quantized BitLinear of up to max_rows rows of up to max_k values, and
-// one float row per thread for the fused operations.
+// one float row per thread for the fused operations (views into an ActivationArena).
 struct Q8Scratch {
-  Q8Scratch() = default;
-  Q8Scratch(int64_t max_rows, int64_t max_k, int threads = 1);
-  AlignedBuffer<int8_t> q;  // [max_rows][max_k]
-  AlignedBuffer<float> scale;
-  AlignedBuffer<int32_t> sum;
-  AlignedBuffer<float> row;  // [threads][max_k]
+  int8_t* q = nullptr;     // [max_rows][max_k]
+  float* scale = nullptr;  // [max_rows]
+  int32_t* sum = nullptr;  // [max_rows]
+  float* row = nullptr;    // [threads][max_k]
   int64_t max_k = 0;
 };
 
@@ -112,6 +111,23 @@ struct Fusion {
   ThreadPool& pool;
   const kernels::KernelTable& kt;
   Q8Scratch& q8;
+};
+
+// A session's activation buffers in one arena laid out by its execution plan (buffers whose live
+// ranges never overlap share bytes), plus the per-thread rows of the fused operations.
+class ActivationArena {
+ public:
+  ActivationArena() = default;
+  ActivationArena(const ExecutionPlan& plan, int threads);
+  const LayerBuffers& buffers() const { return b_; }
+  Q8Scratch& q8() { return q8_; }
+  size_t bytes() const { return arena_.size() + rows_.size() * sizeof(float); }
+
+ private:
+  AlignedBuffer<uint8_t> arena_;
+  AlignedBuffer<float> rows_;
+  LayerBuffers b_{};
+  Q8Scratch q8_;
 };
 
 // One transformer layer over n rows: the graph of bitnet-b158.h, written once for both sessions.

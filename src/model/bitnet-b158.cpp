@@ -7,6 +7,7 @@
 #include <string>
 
 #include "model/bitnet-b158-ops.h"
+#include "model/execution-plan.h"
 #include "model/lm-head.h"
 
 namespace bitnet::model {
@@ -21,16 +22,13 @@ BitNetSession::BitNetSession(const ModelWeights& weights, const SessionOptions& 
       n_ctx_(options.n_ctx > 0 ? options.n_ctx : weights.config().n_ctx_train),
       kv_(options.kv, cfg_.n_layer, n_ctx_, cfg_.n_embd_kv()) {
   if (opt_.max_batch < 1) throw std::invalid_argument("max_batch must be at least 1");
-  const int64_t B = opt_.max_batch, E = cfg_.n_embd, F = cfg_.n_ff;
-  const int64_t qkv = E + 2 * cfg_.n_embd_kv();
-  x_ = AlignedBuffer<float>(static_cast<size_t>(B * E));
-  h_ = AlignedBuffer<float>(static_cast<size_t>(B * E));
-  qkv_ = AlignedBuffer<float>(static_cast<size_t>(B * qkv));
-  attn_ = AlignedBuffer<float>(static_cast<size_t>(B * E));
-  tmp_ = AlignedBuffer<float>(static_cast<size_t>(B * std::max(E, F)));
-  gate_up_ = AlignedBuffer<float>(static_cast<size_t>(B * 2 * F));
-  act_ = AlignedBuffer<float>(static_cast<size_t>(B * F));
-  q8_ = ops::Q8Scratch(B, std::max(E, F), pool.size());
+  const int64_t B = opt_.max_batch, E = cfg_.n_embd;
+  PlanOptions po;
+  po.max_rows = B;
+  po.quantize_activations = opt_.quantize_activations;
+  po.fused_norm_quant = opt_.fused_norm_quant;
+  plan_ = ExecutionPlan(cfg_, w_.layout(), po);
+  arena_ = ops::ActivationArena(plan_, pool.size());
   scratch_stride_ = (n_ctx_ + 2 * cfg_.head_dim + E + 15) / 16 * 16;
   thread_scratch_ = AlignedBuffer<float>(static_cast<size_t>(scratch_stride_ * pool.size()));
   inv_freq_ = ops::rope_inv_freq(cfg_);
@@ -40,7 +38,7 @@ BitNetSession::BitNetSession(const ModelWeights& weights, const SessionOptions& 
 void BitNetSession::bitlinear(const PackedLinear& w, size_t dense_index, const float* in, int64_t n,
                               float* out) {
   if (opt_.quantize_activations) {
-    ops::bitlinear_q8(pool_, kt_, w, in, n, q8_, out);
+    ops::bitlinear_q8(pool_, kt_, w, in, n, arena_.q8(), out);
   } else {
     ops::bitlinear_dense(pool_, w, dense_.w[dense_index].data(), in, n, out);
   }
@@ -56,9 +54,9 @@ void BitNetSession::attention(int64_t layer, int64_t n) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i / cfg_.n_head, h = i % cfg_.n_head;
       const int64_t kvh = h / group, pos = n_past_ + t;
-      const float* q = qkv_.data() + t * ld + h * hd;
+      const float* q = arena_.buffers().qkv + t * ld + h * hd;
       ops::attend_head(kt_, kv_, layer, kvh * hd, q, hd, pos + 1, scale, scores,
-                       attn_.data() + t * E + h * hd);
+                       arena_.buffers().attn + t * E + h * hd);
     }
   });
 }
@@ -94,12 +92,11 @@ void BitNetSession::eval_batch(const int32_t* tokens, int64_t n, float* logits, 
   const float eps = cfg_.rms_eps;
   {
     PerfScope s(mon_, PerfOp::Embed);
-    for (int64_t t = 0; t < n; ++t) ops::embed_row(w_, tokens[t], x_.data() + t * E);
+    for (int64_t t = 0; t < n; ++t) ops::embed_row(w_, tokens[t], arena_.buffers().x + t * E);
   }
-  const ops::LayerBuffers b{x_.data(),   h_.data(),       qkv_.data(), attn_.data(),
-                            tmp_.data(), gate_up_.data(), act_.data()};
+  const ops::LayerBuffers& b = arena_.buffers();
   std::optional<ops::Fusion> fused;
-  if (opt_.quantize_activations && opt_.fused_norm_quant) fused.emplace(pool_, kt_, q8_);
+  if (opt_.quantize_activations && opt_.fused_norm_quant) fused.emplace(pool_, kt_, arena_.q8());
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     const size_t d0 = static_cast<size_t>(4 * l);
     ops::layer_forward(
@@ -111,9 +108,10 @@ void BitNetSession::eval_batch(const int32_t* tokens, int64_t n, float* logits, 
           {
             PerfScope s(mon_, PerfOp::RopeKv);
             for (int64_t t = 0; t < n; ++t) {
-              ops::rope_qk_row(cfg_, inv_freq_, n_past_ + t, qkv_.data() + t * ld_qkv);
+              ops::rope_qk_row(cfg_, inv_freq_, n_past_ + t, arena_.buffers().qkv + t * ld_qkv);
             }
-            kv_.store(l, n_past_, n, qkv_.data() + E, qkv_.data() + E + KV, ld_qkv);
+            kv_.store(l, n_past_, n, arena_.buffers().qkv + E, arena_.buffers().qkv + E + KV,
+                      ld_qkv);
           }
           PerfScope s(mon_, PerfOp::Attention);
           attention(l, n);
@@ -124,12 +122,12 @@ void BitNetSession::eval_batch(const int32_t* tokens, int64_t n, float* logits, 
     {
       PerfScope s(mon_, PerfOp::Norm);
       for (int64_t t = first; t < n; ++t) {
-        ops::rmsnorm(x_.data() + t * E, w_.output_norm().data(), E, eps,
-                     h_.data() + (t - first) * E);
+        ops::rmsnorm(arena_.buffers().x + t * E, w_.output_norm().data(), E, eps,
+                     arena_.buffers().h + (t - first) * E);
       }
     }
     PerfScope s(mon_, PerfOp::LmHead);
-    ops::lm_head_rows(pool_, kt_, w_, h_.data(), n - first, logits, cfg_.n_vocab,
+    ops::lm_head_rows(pool_, kt_, w_, arena_.buffers().h, n - first, logits, cfg_.n_vocab,
                       thread_scratch_.data() + n_ctx_ + 2 * hd, scratch_stride_);
   }
   n_past_ += n;

@@ -53,6 +53,7 @@ class BitNetSession {
   int64_t n_vocab() const { return cfg_.n_vocab; }
   void reset() { n_past_ = 0; }
   const KvCache& kv_cache() const { return kv_; }
+  const ExecutionPlan& plan() const { return plan_; }
   // Times every operation of eval() into m (null: off); each eval() step closes one series row.
   void set_monitor(PerfMonitor* m) { mon_ = m; }
 
@@ -70,9 +71,8 @@ class BitNetSession {
   int64_t n_past_ = 0;
   KvCache kv_;
   std::vector<double> inv_freq_;  // rope: base^(-2i/rope_dim)
-  // Activations for max_batch tokens.
-  AlignedBuffer<float> x_, h_, qkv_, attn_, tmp_, gate_up_, act_;
-  ops::Q8Scratch q8_;
+  ExecutionPlan plan_;
+  ops::ActivationArena arena_;           // activations by liveness, laid out by plan_
   AlignedBuffer<float> thread_scratch_;  // per thread: scores[n_ctx] + k/v rows + embedding row
   int64_t scratch_stride_ = 0;
   // Validation mode only: the linears unpacked to int8, in ModelWeights::linears() order.

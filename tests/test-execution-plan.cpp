@@ -1,0 +1,109 @@
+// ExecutionPlan (model/execution-plan.h): the operation list and fusions per configuration, and
+// the arena: buffers live at the same operation never share bytes (checked op by op, independently
+// of the allocator), every read is of a live buffer, and sharing makes the arena smaller than
+// separate buffers.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "model/dummy-model.h"
+#include "model/execution-plan.h"
+
+namespace bitnet::model {
+namespace {
+
+bool live_at(const PlanBufferInfo& b, int op) {
+  return std::any_of(b.live.begin(), b.live.end(),
+                     [&](const auto& r) { return r.first <= op && op <= r.second; });
+}
+
+void expect_sound(const ExecutionPlan& plan) {
+  const auto& bufs = plan.buffers();
+  for (int op = 0; op < static_cast<int>(plan.ops().size()); ++op) {
+    for (PlanBuffer r : plan.ops()[static_cast<size_t>(op)].reads) {
+      EXPECT_TRUE(live_at(bufs[static_cast<size_t>(r)], op))
+          << bufs[static_cast<size_t>(r)].name << " read at op " << op << " but not live";
+    }
+    for (const auto& a : bufs) {
+      for (const auto& b : bufs) {
+        if (&a >= &b || !a.used || !b.used || !live_at(a, op) || !live_at(b, op)) continue;
+        const bool disjoint = a.offset + a.bytes <= b.offset || b.offset + b.bytes <= a.offset;
+        EXPECT_TRUE(disjoint) << a.name << " and " << b.name
+                              << " share bytes while both live at op " << op;
+      }
+    }
+  }
+  for (const auto& b : bufs) {
+    if (!b.used) continue;
+    EXPECT_EQ(b.offset % 64, 0u) << b.name;
+    EXPECT_LE(b.offset + b.bytes, plan.arena_bytes()) << b.name;
+  }
+  EXPECT_LT(plan.arena_bytes(), plan.unshared_bytes());
+}
+
+std::vector<std::string> names(const ExecutionPlan& p) {
+  std::vector<std::string> n;
+  for (const PlanOp& op : p.ops()) n.push_back(op.name);
+  return n;
+}
+
+TEST(ExecutionPlan, FusedPlanOf2b4t) {
+  const ModelConfig& cfg = find_dummy_preset("2b4t").config;
+  for (int64_t rows : {1, 7, 256}) {
+    PlanOptions o;
+    o.max_rows = rows;
+    const ExecutionPlan p(cfg, kernels::TernaryLayout::T1, o);
+    EXPECT_EQ(p.fusions(),
+              (std::vector<std::string>{"qkv", "gate_up", "norm_quant", "act_norm_quant"}));
+    EXPECT_EQ(names(p),
+              (std::vector<std::string>{
+                  "embed", "attn_norm+quant", "qkv", "rope+kv+attention", "attn_sub_norm+quant",
+                  "attn_out", "residual+ffn_norm+quant", "gate_up", "act+ffn_sub_norm+quant",
+                  "down", "residual", "output_norm", "lm_head"}));
+    EXPECT_FALSE(p.buffers()[static_cast<size_t>(PlanBuffer::Act)].used);
+    expect_sound(p);
+    // gate_up (the largest) shares with qkv and attn, which are dead by then.
+    const auto& gu = p.buffers()[static_cast<size_t>(PlanBuffer::GateUp)];
+    const auto& qkv = p.buffers()[static_cast<size_t>(PlanBuffer::Qkv)];
+    EXPECT_EQ(gu.offset, qkv.offset);
+    EXPECT_EQ(gu.bytes, static_cast<size_t>(rows * 2 * cfg.n_ff * 4 + 63) / 64 * 64);
+  }
+}
+
+TEST(ExecutionPlan, UnfusedAndValidationPlans) {
+  const ModelConfig& cfg = find_dummy_preset("2b4t").config;
+  PlanOptions o;
+  o.max_rows = 16;
+  o.fused_norm_quant = false;
+  const ExecutionPlan unfused(cfg, kernels::TernaryLayout::T2, o);
+  EXPECT_EQ(unfused.fusions(), (std::vector<std::string>{"qkv", "gate_up"}));
+  EXPECT_TRUE(unfused.buffers()[static_cast<size_t>(PlanBuffer::Act)].used);
+  EXPECT_TRUE(unfused.buffers()[static_cast<size_t>(PlanBuffer::Q8)].used);
+  EXPECT_EQ(names(unfused).size(), 14u);
+  expect_sound(unfused);
+  EXPECT_NE(unfused.describe().find("switched off"), std::string::npos);
+
+  o.fused_norm_quant = true;
+  o.quantize_activations = false;  // the validation mode: no int8 anywhere, no fusion
+  const ExecutionPlan validation(cfg, kernels::TernaryLayout::T2, o);
+  EXPECT_FALSE(validation.fused());
+  EXPECT_FALSE(validation.buffers()[static_cast<size_t>(PlanBuffer::Q8)].used);
+  expect_sound(validation);
+  EXPECT_NE(validation.describe().find("need quantized activations"), std::string::npos);
+}
+
+TEST(ExecutionPlan, DescribeListsOpsBuffersAndTheArena) {
+  const ModelConfig& cfg = find_dummy_preset("tiny-1m").config;
+  const ExecutionPlan p(cfg, kernels::TernaryLayout::T2, PlanOptions{});
+  const std::string d = p.describe();
+  for (const char* want :
+       {"fusions applied: qkv gate_up norm_quant act_norm_quant", "residual+ffn_norm+quant",
+        "activation arena:", "gate_up  offset", "live at ops"}) {
+    EXPECT_NE(d.find(want), std::string::npos) << want << "\n" << d;
+  }
+}
+
+}  // namespace
+}  // namespace bitnet::model
