@@ -334,8 +334,9 @@ TEST(Batched, PagesAreReservedAndRefusedNotExhaustedMidWay) {
                                       "page_size (6, a power of 2)");
 }
 
-// The fused norm + quantization passes (the execution plan's fusions) change nothing: the single
-// session gives the same logits fused and unfused, for a prefill of 7 rows and single-row decode
+// The fused norm + quantization passes (the execution plan's fusions) change nothing, and neither
+// does undoing the load-time q|k|v and gate|up fusions: the single session gives the same logits
+// fused, unfused and split, for a prefill of 7 rows and single-row decode
 // steps, on 1 and 2 threads; the batched session too.
 TEST(Batched, FusedNormQuantIsBitIdenticalToUnfused) {
   REQUIRE_MODEL();
@@ -345,9 +346,18 @@ TEST(Batched, FusedNormQuantIsBitIdenticalToUnfused) {
     ThreadPool pool(threads);
     const auto fused = alone(t, KvType::F16, pool, true, true);
     const auto plain = alone(t, KvType::F16, pool, true, false);
+    SessionOptions split;
+    split.n_ctx = 16;
+    split.fused_norm_quant = false;
+    split.split_fused_linears = true;  // q, k, v and gate, up as separate BitLinears
+    BitNetSession sp(tiny(), split, pool);
+    std::vector<float> split_logits(t.size() * static_cast<size_t>(V));
+    sp.eval(t, split_logits.data(), true);
     for (size_t i = 0; i < t.size(); ++i) {
       EXPECT_TRUE(same_row(fused.data() + i * V, plain.data() + i * V, V))
           << "position " << i << ", " << threads << " threads";
+      EXPECT_TRUE(same_row(split_logits.data() + i * V, plain.data() + i * V, V))
+          << "split, position " << i << ", " << threads << " threads";
     }
     SessionOptions so;
     so.n_ctx = 16;
@@ -360,6 +370,9 @@ TEST(Batched, FusedNormQuantIsBitIdenticalToUnfused) {
       s.eval(std::span<const int32_t>(&t[i], 1), row.data(), false);
       EXPECT_TRUE(same_row(row.data(), fused.data() + i * V, V)) << "decode position " << i;
     }
+    split.fused_norm_quant = true;
+    expect_error<std::invalid_argument>([&] { BitNetSession(tiny(), split, pool); },
+                                        "split_fused_linears needs");
     BatchedOptions bo;
     bo.max_sequences = 1;
     bo.n_ctx = 16;

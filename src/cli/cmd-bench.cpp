@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -22,7 +23,8 @@ namespace {
 constexpr const char* kUsage =
     "bench -m MODEL [-p 128,512] [-n 32,128] [-t 1,2] [-r REPS] [-b BATCH] [--json|--md]\n"
     "      [--targets FILE] [--compare BASELINE.json] [--history DIR] [--plot OUT.svg]\n"
-    "      [--gen-prompt N] [--seed S] [--no-limits] [--kv f16|f32] [--layout t1|t2] [--no-cache]";
+    "      [--gen-prompt N] [--seed S] [--no-limits] [--kv f16|f32] [--layout t1|t2] [--no-cache]\n"
+    "      [--no-fuse] [--split-linears] [--fusion-gains]";
 
 constexpr int kExitTargetMissed = 3;
 constexpr int kExitRegression = 4;
@@ -121,11 +123,63 @@ void print_table(const model::BenchReport& r, bool markdown) {
   for (const auto& row : rows) print_row(row);
 }
 
+// --fusion-gains: every test under three execution plans, one repetition of each in turn for
+// `reps` rounds (so drift in the machine's speed hits all three alike), then the median t/s per
+// plan and its ratio to the fully fused plan.
+int run_fusion_gains(const model::ModelWeights& weights, const std::string& path,
+                     model::BenchParams p) {
+  struct Plan {
+    const char* name;
+    bool fused_norm_quant, split;
+  };
+  const Plan plans[] = {{"all fusions", true, false},
+                        {"norm_quant, act_norm_quant off", false, false},
+                        {"all off (q/k/v, gate/up split too)", false, true}};
+  const int rounds = p.reps;
+  p.reps = 1;
+  p.measure_limits = false;
+  std::map<std::string, std::vector<std::vector<double>>> tps;  // test -> plan -> t/s
+  std::vector<std::string> order;
+  for (int round = 0; round < rounds; ++round) {
+    for (size_t i = 0; i < std::size(plans); ++i) {
+      p.fused_norm_quant = plans[i].fused_norm_quant;
+      p.split_fused_linears = plans[i].split;
+      std::fprintf(stderr, "bench: round %d/%d, %s\n", round + 1, rounds, plans[i].name);
+      const model::BenchReport r = model::run_bench(weights, path, p);
+      for (const model::BenchResult& b : r.results) {
+        auto& v = tps[b.name()];
+        if (v.empty()) {
+          v.resize(std::size(plans));
+          order.push_back(b.name());
+        }
+        v[i].insert(v[i].end(), b.tokens_per_second.begin(), b.tokens_per_second.end());
+      }
+    }
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[v.size() / 2];
+  };
+  std::printf("fusion gains, %s: median t/s over %d interleaved rounds (one repetition each)\n",
+              path.c_str(), rounds);
+  std::printf("%-12s %-36s %10s %14s\n", "test", "plan", "t/s", "fused / this");
+  for (const std::string& test : order) {
+    const auto& v = tps[test];
+    const double base = median(v[0]);
+    for (size_t i = 0; i < std::size(plans); ++i) {
+      const double m = median(v[i]);
+      std::printf("%-12s %-36s %10.2f %14.3f\n", test.c_str(), plans[i].name, m,
+                  m > 0 ? base / m : 0.0);
+    }
+  }
+  return 0;
+}
+
 int cmd_bench(int argc, char** argv) {
   Args args(argc, argv, kUsage);
   CommonModelOptions mo;
   model::BenchParams p;
-  bool json_out = false, md_out = false;
+  bool json_out = false, md_out = false, fusion_gains = false;
   std::string targets_path, compare_path, history_dir, plot_path;
   while (args.more()) {
     const std::string a = args.peek();
@@ -167,6 +221,13 @@ int cmd_bench(int argc, char** argv) {
       history_dir = args.value(a);
     } else if (a == "--plot") {
       plot_path = args.value(a);
+    } else if (a == "--no-fuse") {
+      p.fused_norm_quant = false;
+    } else if (a == "--split-linears") {
+      p.fused_norm_quant = false;
+      p.split_fused_linears = true;
+    } else if (a == "--fusion-gains") {
+      fusion_gains = true;
     } else {
       args.unknown(a);
     }
@@ -203,6 +264,7 @@ int cmd_bench(int argc, char** argv) {
   }
 
   const auto weights = load_model(mo);
+  if (fusion_gains) return run_fusion_gains(*weights, mo.model, p);
   model::BenchReport report = model::run_bench(*weights, mo.model, p, [](const std::string& t) {
     std::fprintf(stderr, "bench: %s\n", t.c_str());
   });
@@ -277,7 +339,9 @@ BITNET_COMMAND("bench", kUsage,
                "decode-step latency P50/P95/P99, peak RSS, bytes per token and % of this\n"
                "machine's read bandwidth (tg) or int8 peak (pp) measured in the same run.\n"
                "--targets: exit 3 when a target is missed; --compare: exit 4 on a confirmed\n"
-               "regression (> 5% slower, Mann-Whitney p < 0.05); see docs/PERFORMANCE.md",
+               "regression (> 5% slower, Mann-Whitney p < 0.05). --no-fuse / --split-linears\n"
+               "switch the execution plan's fusions off (bitnet inspect --plan lists them);\n"
+               "--fusion-gains measures each one's gain, interleaved; see docs/PERFORMANCE.md",
                cmd_bench);
 
 }  // namespace bitnet::cli

@@ -261,7 +261,9 @@ ojson to_json(const BenchReport& r) {
                  {"kv", p.kv == KvType::F16 ? "f16" : "f32"},
                  {"seed", p.seed},
                  {"measure_limits", p.measure_limits},
-                 {"inject_slowdown", p.inject_slowdown}};
+                 {"inject_slowdown", p.inject_slowdown},
+                 {"fused_norm_quant", p.fused_norm_quant},
+                 {"split_fused_linears", p.split_fused_linears}};
   ojson results = ojson::array();
   for (const BenchResult& b : r.results) {
     ojson o;
@@ -318,6 +320,9 @@ BenchReport report_from_json(const json& j) {
   r.params.seed = field<uint64_t>(p, "seed", "params");
   r.params.measure_limits = field<bool>(p, "measure_limits", "params");
   r.params.inject_slowdown = field<double>(p, "inject_slowdown", "params");
+  // Absent in reports written before the fusion switches existed: those ran with every fusion.
+  r.params.fused_norm_quant = p.value("fused_norm_quant", true);
+  r.params.split_fused_linears = p.value("split_fused_linears", false);
   const json results = field<json>(j, "results", top);
   if (!results.is_array()) throw std::invalid_argument(top + ": 'results' must be an array");
   for (size_t i = 0; i < results.size(); ++i) {
@@ -400,6 +405,8 @@ BenchReport run_bench(const ModelWeights& weights, const std::string& model_path
     so.n_ctx = n_ctx;
     so.kv = params.kv;
     so.max_batch = params.max_batch;
+    so.fused_norm_quant = params.fused_norm_quant;
+    so.split_fused_linears = params.split_fused_linears;
     BitNetSession session(weights, so, pool);
 
     for (int64_t n : params.n_prompt) {

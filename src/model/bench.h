@@ -36,6 +36,10 @@ struct BenchParams {
   KvType kv = KvType::F16;
   uint64_t seed = 1234;
   bool measure_limits = true;  // the paired bandwidth / int8-peak probes
+  // SessionOptions::fused_norm_quant and split_fused_linears: switch the execution plan's
+  // fusions off to measure what they gain (bitnet bench --fusion-gains).
+  bool fused_norm_quant = true;
+  bool split_fused_linears = false;
   // TEST HOOK for the regression detector, not a feature: after every timed eval call the bench
   // sleeps inject_slowdown x that call's duration, so measured throughput drops by a factor
   // 1 / (1 + inject_slowdown). The CLI reads it from BITNET_BENCH_INJECT_SLOWDOWN.

@@ -115,6 +115,19 @@ void bitlinear_q8(ThreadPool& pool, const kernels::KernelTable& kt, const Packed
   kernels::ternary_matmul(pool, kt, w.view, a, out, N);
 }
 
+void bitlinear_q8_rows(ThreadPool& pool, const kernels::KernelTable& kt, const PackedLinear& w,
+                       int64_t r0, int64_t r1, const float* in, int64_t n, Q8Scratch& q8,
+                       float* out) {
+  const int64_t K = w.view.k;
+  kernels::TernaryMatrixView part = w.view;
+  part.n = r1 - r0;
+  part.data += static_cast<size_t>(r0 / kernels::kGroupRows) * w.view.group_bytes;
+  part.row_scale += r0;
+  kernels::quantize_rows(pool, kt, in, K, n, K, q8.q, K, q8.scale, q8.sum);
+  const kernels::QuantizedRows a{q8.q, K, q8.scale, q8.sum, n};
+  kernels::ternary_matmul(pool, kt, part, a, out + r0, w.view.n);
+}
+
 void norm_quant_rows(ThreadPool& pool, const kernels::KernelTable& kt, float* x, const float* add,
                      const float* w, int64_t n, int64_t k, float eps, Q8Scratch& q8) {
   pool.parallel_for(n, [&](int64_t t0, int64_t t1, int thread) {

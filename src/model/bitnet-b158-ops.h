@@ -77,6 +77,12 @@ void act_norm_quant_rows(ThreadPool& pool, const kernels::KernelTable& kt, FfnAc
 void matmul_q8(ThreadPool& pool, const kernels::KernelTable& kt, const PackedLinear& w, int64_t n,
                const Q8Scratch& q8, float* out);
 
+// out[t][r0..r1) of out[n][w.n] = BitLinear of rows [r0, r1) of w alone (r0, r1 multiples of the
+// 16-row packing group): quantizes in itself, like a separately stored matrix would.
+void bitlinear_q8_rows(ThreadPool& pool, const kernels::KernelTable& kt, const PackedLinear& w,
+                       int64_t r0, int64_t r1, const float* in, int64_t n, Q8Scratch& q8,
+                       float* out);
+
 // The validation mode's weights: every linear of ModelWeights::linears() unpacked to int8
 // [n][k] (index 4 * layer + {0: qkv, 1: attn_out, 2: gate_up, 3: down}).
 struct DenseLinears {

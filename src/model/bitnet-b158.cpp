@@ -33,11 +33,31 @@ BitNetSession::BitNetSession(const ModelWeights& weights, const SessionOptions& 
   thread_scratch_ = AlignedBuffer<float>(static_cast<size_t>(scratch_stride_ * pool.size()));
   inv_freq_ = ops::rope_inv_freq(cfg_);
   if (!opt_.quantize_activations) dense_ = ops::DenseLinears(w_);
+  if (opt_.split_fused_linears) {
+    if (!opt_.quantize_activations || opt_.fused_norm_quant) {
+      throw std::invalid_argument(
+          "split_fused_linears needs quantize_activations and no fused_norm_quant");
+    }
+    for (int64_t r : {cfg_.n_embd, cfg_.n_embd_kv(), cfg_.n_ff}) {
+      if (r % kernels::kGroupRows != 0) {
+        throw std::invalid_argument("split_fused_linears: " + std::to_string(r) +
+                                    " rows is not a whole number of packed row groups");
+      }
+    }
+  }
 }
 
 void BitNetSession::bitlinear(const PackedLinear& w, size_t dense_index, const float* in, int64_t n,
                               float* out) {
-  if (opt_.quantize_activations) {
+  if (opt_.split_fused_linears && (dense_index % 4 == 0 || dense_index % 4 == 2)) {
+    const int64_t E = cfg_.n_embd, KV = cfg_.n_embd_kv(), F = cfg_.n_ff;
+    const int64_t qkv_rows[] = {0, E, E + KV, E + 2 * KV}, gate_up_rows[] = {0, F, 2 * F};
+    const int64_t* rows = dense_index % 4 == 0 ? qkv_rows : gate_up_rows;
+    const int parts = dense_index % 4 == 0 ? 3 : 2;
+    for (int i = 0; i < parts; ++i) {
+      ops::bitlinear_q8_rows(pool_, kt_, w, rows[i], rows[i + 1], in, n, arena_.q8(), out);
+    }
+  } else if (opt_.quantize_activations) {
     ops::bitlinear_q8(pool_, kt_, w, in, n, arena_.q8(), out);
   } else {
     ops::bitlinear_dense(pool_, w, dense_.w[dense_index].data(), in, n, out);

@@ -35,6 +35,11 @@ struct SessionOptions {
   // Fused residual + RMSNorm + quantization and act + sub-norm + quantization passes
   // (ops::layer_forward); false: the unfused operations. Bit-identical results.
   bool fused_norm_quant = true;
+  // Undoes the load-time q|k|v and gate|up fusions at run time, to measure what they gain: q, k
+  // and v (gate and up) each run as a BitLinear of their own over their rows of the packed
+  // matrix, each quantizing its input again. Only with quantize_activations and without
+  // fused_norm_quant (which quantizes once for the fused matrix). Same results.
+  bool split_fused_linears = false;
 };
 
 class BitNetSession {
