@@ -3,12 +3,17 @@
 // measured (callgrind --toggle-collect), so model loading, whose packer runs on several threads,
 // does not add noise. Instruction counts are repeatable for the same binary and input.
 //
-//   decode-workload MODEL N_PROMPT N_DECODE
+//   decode-workload MODEL N_PROMPT N_DECODE [monitor]
+//
+// With "monitor" the session times every operation into a PerfMonitor (core/perf-monitor.h): the
+// instruction counts with and without it give the monitor's overhead (docs/PERFORMANCE.md).
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
 #include <vector>
 
+#include "core/perf-monitor.h"
 #include "model/bitnet-b158.h"
 
 namespace {
@@ -40,8 +45,9 @@ extern "C" __attribute__((noinline)) int32_t bitnet_callgrind_region(
 }
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: decode-workload MODEL N_PROMPT N_DECODE\n");
+  const bool monitor = argc == 5 && std::string(argv[4]) == "monitor";
+  if (argc != 4 && !monitor) {
+    std::fprintf(stderr, "usage: decode-workload MODEL N_PROMPT N_DECODE [monitor]\n");
     return 2;
   }
   try {
@@ -54,6 +60,8 @@ int main(int argc, char** argv) {
     so.kv = bitnet::model::KvType::F32;
     so.n_ctx = 256;
     bitnet::model::BitNetSession s(*w, so, pool);
+    bitnet::PerfMonitor perf;
+    if (monitor) s.set_monitor(&perf);
     const int32_t last = bitnet_callgrind_region(s, std::atoll(argv[2]), std::atoll(argv[3]));
     std::printf("last token %d, kernels %s\n", last,
                 bitnet::kernels::isa_name(bitnet::kernels::active_kernels().isa));
