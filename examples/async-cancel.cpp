@@ -1,4 +1,5 @@
-// Requests submitted from several threads, served two at a time, one of them cancelled.
+// Requests submitted from several threads and decoded together (continuous batching, two at a
+// time), one of them cancelled, and one more with a completion callback instead of a future.
 //   example-async-cancel [MODEL]
 #include <bitnet/engine.h>
 
@@ -42,8 +43,22 @@ int main(int argc, char** argv) {
                   prompts[i].c_str(), r.text.c_str(), r.tokens.size(),
                   bitnet::to_string(r.stop_reason), r.timings.time_to_first_token_ms);
     }
-    std::printf("requests completed: %llu\n",
-                static_cast<unsigned long long>(engine.stats().requests_completed));
+    // The callback form: called on the engine's scheduler thread with the result or the error.
+    std::promise<void> done;
+    engine.submit("Once upon a time", bitnet::GenerateOptions{}, {},
+                  [&done](const bitnet::GenerateResult* r, std::exception_ptr error) {
+                    if (r) std::printf("[callback] Once upon a time|%s|\n", r->text.c_str());
+                    if (error)
+                      done.set_exception(error);
+                    else
+                      done.set_value();
+                  });
+    done.get_future().get();
+    const bitnet::EngineStats s = engine.stats();
+    std::printf("requests completed: %llu in %llu batched steps (%llu tokens evaluated)\n",
+                static_cast<unsigned long long>(s.requests_completed),
+                static_cast<unsigned long long>(s.steps),
+                static_cast<unsigned long long>(s.step_tokens));
   } catch (const bitnet::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
