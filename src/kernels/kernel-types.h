@@ -92,6 +92,65 @@ using DotF16Fn = float (*)(const uint16_t* w, const float* x, int64_t k);
 // y[i] += a * float(x[i]) for F16 x (attention's weighted sum of V rows); any n.
 using AxpyF16Fn = void (*)(float a, const uint16_t* x, float* y, int64_t n);
 
+// ------------------------------------------------------------- output matrix (LM head) dots
+// The LM head multiplies the final normed rows by the output matrix as the file stores it, ggml
+// Q6_K or Q8_0 blocks read in place (layouts in formats/tensor-codec.h), after quantizing each
+// activation row once to int8 in blocks, as llama.cpp does:
+//   for Q6_K, blocks of 256 (its Q8_K): one float scale per block and the sum of every 16 codes.
+//     Q6_K stores 6-bit codes 0..63 with an offset of 32; the x86 kernels multiply the unsigned
+//     codes and subtract 32 x sc x (sum of 16 codes) per sub-block instead of re-centring them.
+//   for Q8_0, blocks of 32 (its Q8_0): the weights carry a scale per 32 anyway, so an activation
+//     scale per 32 costs the kernel nothing and rounds finer than one per 256; no sums.
+inline constexpr int64_t kQ6KBlock = 256;  // values per Q6_K block
+inline constexpr size_t kQ6KBytes = 210;   // ql[128], qh[64], int8 scales[16], fp16 d
+inline constexpr int64_t kQ80Block = 32;   // values per Q8_0 block
+inline constexpr size_t kQ80Bytes = 34;    // fp16 d, int8 q[32]
+inline constexpr int64_t kQ8SumSpan = 16;  // codes per entry of BlockQ8Rows::bsum
+
+// Activation rows quantized by QuantizeBlocksFn (row r < m, k values each):
+//   q[r * ldq + e]        e < k, codes in [-127, 127]
+//   d[r * ldd + b]        b < k / block, the block's scale: x[e] ~ d * q[e]
+//   bsum[r * ldbsum + j]  j < k / 16, the sum of q over [16j, 16j + 16) (Q6_K only; may be null
+//                         for Q8_0)
+struct BlockQ8Rows {
+  const int8_t* q = nullptr;
+  const float* d = nullptr;
+  const int16_t* bsum = nullptr;
+  int64_t ldq = 0, ldd = 0, ldbsum = 0;
+  int64_t m = 0;
+  int64_t k = 0;
+};
+
+// Quantizes one row of k floats in blocks of `block` values (32 or 256; k a positive multiple of
+// it): per block s = 127 / max(max|x|, 1e-5) (QuantizeFn's scale, per block), q = clamp(
+// round_half_even(x * s), -127, 127) with NaN -> -127, d[b] = 1 / s, and if bsum is not null
+// bsum[j] = the sum of q over [16j, 16j + 16). -127, not -128: the x86 Q8_0 kernels multiply
+// |w| by a with w's sign, and -a must exist. Reads k floats; writes k codes, k / block scales and
+// k / 16 sums. Every ISA gives bit-identical output.
+using QuantizeBlocksFn = void (*)(const float* x, int64_t k, int64_t block, int8_t* q, float* d,
+                                  int16_t* bsum);
+
+// y[r * ldy + i] = dot(weight row i, activation row r) for i < n and r < a.m. Weight row i is the
+// a.k values of one output-matrix row stored as ggml blocks at w + i * w_stride:
+//   Q6_K  a.k % 256 == 0, rows of a.k / 256 blocks of 210 bytes; `a` in blocks of 256 with bsum.
+//   Q8_0  a.k % 32 == 0, rows of a.k / 32 blocks of 34 bytes; `a` in blocks of 32 (bsum unused).
+// Any other shape is the caller's to avoid (the LM head then takes its float path).
+// Contract (all ISAs):
+//   - n >= 1, a.m >= 1 (any: rows are taken up to four at a time per weight row, each weight
+//     block decoded once for them), a.k > 0. No pointer needs any alignment.
+//   - Reads exactly the blocks of the n weight rows (nothing between rows when w_stride is larger
+//     than a row), and per activation row a.k codes, a.k / block scales and (Q6_K) a.k / 16 sums;
+//     prefetch hints run up to 8 KiB past the weights (a prefetch never faults). Writes only
+//     y[r * ldy + i]; y must not overlap an input.
+//   - Per block the integer dot I_b is exact in int32 (Q6_K: sum_e sc_e (q_e - 32) a_e; Q8_0:
+//     sum_e w_e a_e). y = sum_b (d_w[b] * d_a[b]) * I_b in float, the additions in an ISA-specific
+//     order (int32 lanes converted to float per block): within k * eps * S of the exact value, S =
+//     sum_e |d_w sc_e| (q_e + 32) |d_a a_e| for Q6_K (the lanes hold the offset-free products and
+//     the 32 x sum corrections apart), sum_e |d_w w_e| |d_a a_e| for Q8_0.
+//   - A row's result depends only on that row: the same with any a.m and any other rows.
+using BlockDotFn = void (*)(const uint8_t* w, size_t w_stride, int64_t n, const BlockQ8Rows& a,
+                            float* y, int64_t ldy);
+
 struct KernelTable {
   Isa isa;
   QuantizeFn quantize;
@@ -102,6 +161,9 @@ struct KernelTable {
   DotF32Fn dot_f32;
   DotF16Fn dot_f16;
   AxpyF16Fn axpy_f16;
+  QuantizeBlocksFn quantize_blocks;
+  BlockDotFn dot_q6_k;
+  BlockDotFn dot_q8_0;
 };
 
 }  // namespace bitnet::kernels

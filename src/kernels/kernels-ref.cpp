@@ -124,11 +124,97 @@ void axpy_f16_ref(float a, const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * fp16_to_fp32(x[i]);
 }
 
+// ------------------------------------------------------------------ output matrix (LM head)
+
+void quantize_blocks_ref(const float* x, int64_t k, int64_t block, int8_t* q, float* d,
+                         int16_t* bsum) {
+  for (int64_t b = 0; b < k / block; ++b) {
+    const float* xb = x + b * block;
+    float absmax = 0.0f;
+    for (int64_t j = 0; j < block; ++j) absmax = std::fmax(absmax, std::fabs(xb[j]));
+    const float s = common::act_scale_from_absmax(absmax);
+    d[b] = 1.0f / s;
+    for (int64_t j = 0; j < block; ++j) {
+      const int8_t v = common::quantize_one(xb[j], s);  // NaN -> -128
+      q[b * block + j] = v < -127 ? int8_t{-127} : v;
+    }
+  }
+  if (!bsum) return;
+  for (int64_t j = 0; j < k / kQ8SumSpan; ++j) {
+    int32_t total = 0;
+    for (int64_t e = 0; e < kQ8SumSpan; ++e) total += q[j * kQ8SumSpan + e];
+    bsum[j] = static_cast<int16_t>(total);
+  }
+}
+
+float load_fp16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return fp16_to_fp32(h);
+}
+
+// Q6_K value e of a block (tensor-codec.h): with e = 128h + 32g + l, the low four bits are in
+// ql[64h + 32(g & 1) + l] (low nibble for g < 2, high for g >= 2), the high two bits are bits
+// 2g..2g+1 of qh[32h + l]; the value is d * scales[e / 16] * (code - 32). The reference uses the
+// centred code directly and ignores bsum.
+int q6_k_code(const uint8_t* blk, int e) {
+  const int h = e / 128, g = e % 128 / 32, l = e % 32;
+  const uint8_t lo_byte = blk[64 * h + 32 * (g & 1) + l];
+  const int lo = g < 2 ? lo_byte & 0xF : lo_byte >> 4;
+  const int hi = (blk[128 + 32 * h + l] >> (2 * g)) & 3;
+  return (lo | hi << 4) - 32;
+}
+
+void dot_q6_k_ref(const uint8_t* w, size_t w_stride, int64_t n, const BlockQ8Rows& a, float* y,
+                  int64_t ldy) {
+  const int64_t nb = a.k / kQ6KBlock;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* row = w + static_cast<size_t>(i) * w_stride;
+    for (int64_t r = 0; r < a.m; ++r) {
+      const int8_t* q = a.q + r * a.ldq;
+      float sum = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = row + static_cast<size_t>(b) * kQ6KBytes;
+        int32_t isum = 0;
+        for (int e = 0; e < kQ6KBlock; ++e) {
+          const int sc = static_cast<int8_t>(blk[192 + e / 16]);
+          isum += sc * q6_k_code(blk, e) * q[b * kQ6KBlock + e];
+        }
+        sum += load_fp16(blk + 208) * a.d[r * a.ldd + b] * static_cast<float>(isum);
+      }
+      y[r * ldy + i] = sum;
+    }
+  }
+}
+
+void dot_q8_0_ref(const uint8_t* w, size_t w_stride, int64_t n, const BlockQ8Rows& a, float* y,
+                  int64_t ldy) {
+  const int64_t nb = a.k / kQ80Block;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* row = w + static_cast<size_t>(i) * w_stride;
+    for (int64_t r = 0; r < a.m; ++r) {
+      const int8_t* q = a.q + r * a.ldq;
+      float sum = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = row + static_cast<size_t>(b) * kQ80Bytes;
+        int32_t isum = 0;
+        for (int e = 0; e < kQ80Block; ++e) {
+          isum += static_cast<int8_t>(blk[2 + e]) * q[b * kQ80Block + e];
+        }
+        sum += load_fp16(blk) * a.d[r * a.ldd + b] * static_cast<float>(isum);
+      }
+      y[r * ldy + i] = sum;
+    }
+  }
+}
+
 }  // namespace
 
-extern const KernelTable kTableScalar = {Isa::Scalar,   quantize_ref, {matmul_ref, matmul_ref},
-                                         int8_peak_ref, 64,           stream_read_ref,
-                                         dot_f32_ref,   dot_f16_ref,  axpy_f16_ref};
+extern const KernelTable kTableScalar = {
+    Isa::Scalar,         quantize_ref, {matmul_ref, matmul_ref},
+    int8_peak_ref,       64,           stream_read_ref,
+    dot_f32_ref,         dot_f16_ref,  axpy_f16_ref,
+    quantize_blocks_ref, dot_q6_k_ref, dot_q8_0_ref};
 
 void unpack_ternary(const TernaryMatrixView& w, int8_t* out) {
   for (int64_t row = 0; row < w.n; ++row) {

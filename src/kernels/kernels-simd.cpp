@@ -2,6 +2,7 @@
 // NEON dotprod) with that ISA's flags and BITNET_TABLE_NAME set; simd-chunk.h supplies the
 // primitives. Everything but the exported table has internal linkage, and no standard-library
 // template is instantiated here, so no ISA-specific code can leak into another variant.
+#include "kernels/simd-blocks.h"
 #include "kernels/simd-chunk.h"
 #include "kernels/ternary-common.h"
 
@@ -378,6 +379,142 @@ void axpy_f16_simd(float a, const uint16_t* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * scalar_value(x[i]);
 }
 
+// ------------------------------------------------------------------ output matrix (LM head)
+
+void quantize_blocks_simd(const float* x, int64_t k, int64_t block, int8_t* q, float* d,
+                          int16_t* bsum) {
+  for (int64_t b = 0; b < k / block; ++b) {
+    const float* xb = x + b * block;
+    FMax fm = fmax_zero();
+    for (int64_t j = 0; j < block; j += kFloatStep) fm = absmax_step(fm, xb + j);
+    const float s = common::act_scale_from_absmax(reduce_max(fm));
+    d[b] = 1.0f / s;
+    int8_t* qb = q + b * block;
+    for (int64_t j = 0; j < block; j += kQ8SumSpan) {
+      ISum is = isum_zero();
+      for (int64_t t = j; t < j + kQ8SumSpan; t += kFloatStep) {
+        is = quant_step<-127>(is, xb + t, s, qb + t);
+      }
+      if (bsum) bsum[(b * block + j) / kQ8SumSpan] = static_cast<int16_t>(reduce_sum(is));
+    }
+  }
+}
+
+// Activation rows that share one pass over a weight row: each block is decoded once for all of
+// them. Four keeps the AVX2 accumulators and decoded codes within its 16 registers.
+constexpr int kDotRows = 4;
+
+// One weight row against activation rows r0 .. r0 + MB - 1; y points at the row's column.
+template <int MB>
+void q6_k_row(const uint8_t* row, const BlockQ8Rows& a, int64_t r0, float* y, int64_t ldy) {
+  const int8_t* q[MB];
+  const int16_t* s[MB];
+  const float* d[MB];
+  FVec acc[MB];
+  for (int r = 0; r < MB; ++r) {
+    q[r] = a.q + (r0 + r) * a.ldq;
+    s[r] = a.bsum + (r0 + r) * a.ldbsum;
+    d[r] = a.d + (r0 + r) * a.ldd;
+    acc[r] = fvec_zero();
+  }
+  const int64_t nb = a.k / kQ6KBlock;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = row + b * static_cast<int64_t>(kQ6KBytes);
+    // Every line of the stream: four hints 64 bytes apart per 210-byte block leave no gap.
+    for (int l = 0; l < 4; ++l) __builtin_prefetch(blk + kPrefetchAhead + 64 * l);
+    IVec dot[MB];
+    q6_k_block<MB>(blk, q, s, dot);
+    const float dw = f16_scalar(blk + 208);
+    for (int r = 0; r < MB; ++r) {
+      acc[r] = fmadd_i32(dot[r], fbroadcast(dw * d[r][b]), acc[r]);
+      q[r] += kQ6KBlock;
+      s[r] += kQ6KBlock / kQ8SumSpan;
+    }
+  }
+  for (int r = 0; r < MB; ++r) y[(r0 + r) * ldy] = reduce_add(acc[r]);
+}
+
+// Two accumulators per row, alternating by step: the float additions of one row form two chains,
+// so a single row is not bound by the fused multiply-add latency. The same for every MB, so that
+// a row's result does not depend on the rows computed with it.
+template <int MB>
+void q8_0_row(const uint8_t* row, const BlockQ8Rows& a, int64_t r0, float* y, int64_t ldy) {
+  const int8_t* q[MB];
+  const float* d[MB];
+  FVec acc[MB][2];
+  for (int r = 0; r < MB; ++r) {
+    q[r] = a.q + (r0 + r) * a.ldq;
+    d[r] = a.d + (r0 + r) * a.ldd;
+    acc[r][0] = acc[r][1] = fvec_zero();
+  }
+  constexpr int64_t kStepBytes = kQ80Step * static_cast<int64_t>(kQ80Bytes);
+  constexpr int64_t kStepValues = kQ80Step * kQ80Block;
+  Q80Scales sc[MB];
+  const int64_t nb = a.k / kQ80Block;
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) {
+    const uint8_t* blk = row + b * static_cast<int64_t>(kQ80Bytes);
+    for (int l = 0; l < 5; ++l) __builtin_prefetch(blk + kPrefetchAhead + 64 * l);  // 272 bytes
+    q80_scales8<MB>(blk, d, sc);
+    for (int j = 0; j < 8 / kQ80Step; ++j) {
+      const Q80W wv = q80_load(blk + j * kStepBytes);
+      for (int r = 0; r < MB; ++r) {
+        acc[r][j % 2] =
+            fmadd_i32(q80_dot(wv, q[r] + j * kStepValues), q80_step_scale(sc[r], j), acc[r][j % 2]);
+      }
+    }
+    for (int r = 0; r < MB; ++r) {
+      q[r] += 8 * kQ80Block;
+      d[r] += 8;
+    }
+  }
+  if (b < nb) {  // the last 1..7 blocks
+    const int rest = static_cast<int>(nb - b);
+    const uint8_t* blk = row + b * static_cast<int64_t>(kQ80Bytes);
+    for (int r = 0; r < MB; ++r) sc[r] = q80_scales_tail(blk, d[r], rest);
+    for (int j = 0; j * kQ80Step < rest; ++j) {
+      const int left = rest - j * kQ80Step;
+      const Q80W wv = left >= kQ80Step ? q80_load(blk + j * kStepBytes)
+                                       : q80_load_partial(blk + j * kStepBytes, left);
+      for (int r = 0; r < MB; ++r) {
+        acc[r][j % 2] =
+            fmadd_i32(q80_dot(wv, q[r] + j * kStepValues), q80_step_scale(sc[r], j), acc[r][j % 2]);
+      }
+    }
+  }
+  for (int r = 0; r < MB; ++r) y[(r0 + r) * ldy] = reduce_add(fadd(acc[r][0], acc[r][1]));
+}
+
+template <int MB, bool Q6>
+inline void block_row(const uint8_t* row, const BlockQ8Rows& a, int64_t r0, float* y, int64_t ldy) {
+  if constexpr (Q6) {
+    q6_k_row<MB>(row, a, r0, y, ldy);
+  } else {
+    q8_0_row<MB>(row, a, r0, y, ldy);
+  }
+}
+
+// The last rows - fewer than kDotRows - with the tile that fits them exactly.
+template <int MB, bool Q6>
+inline void block_row_tail(int rest, const uint8_t* row, const BlockQ8Rows& a, int64_t r0, float* y,
+                           int64_t ldy) {
+  if constexpr (MB >= 1) {
+    if (rest == MB) return block_row<MB, Q6>(row, a, r0, y, ldy);
+    block_row_tail<MB - 1, Q6>(rest, row, a, r0, y, ldy);
+  }
+}
+
+template <bool Q6>
+void block_dot_simd(const uint8_t* w, size_t w_stride, int64_t n, const BlockQ8Rows& a, float* y,
+                    int64_t ldy) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* row = w + static_cast<size_t>(i) * w_stride;
+    int64_t r0 = 0;
+    for (; r0 + kDotRows <= a.m; r0 += kDotRows) block_row<kDotRows, Q6>(row, a, r0, y + i, ldy);
+    block_row_tail<kDotRows - 1, Q6>(static_cast<int>(a.m - r0), row, a, r0, y + i, ldy);
+  }
+}
+
 }  // namespace
 
 extern const KernelTable BITNET_TABLE_NAME;
@@ -390,6 +527,9 @@ const KernelTable BITNET_TABLE_NAME = {
     stream_read_simd,
     dot_f32_simd,
     dot_f16_simd,
-    axpy_f16_simd};
+    axpy_f16_simd,
+    quantize_blocks_simd,
+    block_dot_simd<true>,
+    block_dot_simd<false>};
 
 }  // namespace bitnet::kernels

@@ -13,7 +13,8 @@
 //   chunk_add, store_chunk byte-wise add and aligned store (bandwidth probe)
 //   dot4(acc, c, q4)       acc[r] += sum_j c[4r + j] * q4[j], codes unsigned, q4 int8
 //   store_rows(acc, ...)   epilogue of ternary-common.h for n_valid <= 16 rows
-//   Quantizer: FMax/absmax_step/reduce_max, ISum/quant_step/reduce_sum over kFloatStep floats.
+//   Quantizer: FMax/absmax_step/reduce_max, ISum/quant_step/reduce_sum over kFloatStep floats;
+//              quant_step<Lo> clamps codes to [Lo, 127] and maps NaN to Lo (Lo = -128 or -127).
 //   Float dots: FVec, load_f32, load_f16, store_f32, fbroadcast, fmadd, fadd, reduce_add.
 #pragma once
 
@@ -133,10 +134,10 @@ static inline float reduce_max(FMax m) {
 static inline ISum isum_zero() {
   return {_mm512_setzero_si512()};
 }
+template <int Lo = -128>
 static inline ISum quant_step(ISum acc, const float* x, float s, int8_t* q) {
   const __m512i i = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x), _mm512_set1_ps(s)));
-  const __m512i c =
-      _mm512_max_epi32(i, _mm512_set1_epi32(-128));  // NaN/overflow -> INT_MIN -> -128
+  const __m512i c = _mm512_max_epi32(i, _mm512_set1_epi32(Lo));  // NaN/overflow -> INT_MIN -> Lo
   _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(c));
   return {_mm512_add_epi32(acc.v, _mm512_min_epi32(c, _mm512_set1_epi32(127)))};
 }
@@ -276,9 +277,10 @@ static inline float reduce_max(FMax m) {
 static inline ISum isum_zero() {
   return {_mm256_setzero_si256()};
 }
+template <int Lo = -128>
 static inline ISum quant_step(ISum acc, const float* x, float s, int8_t* q) {
   __m256i i = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), _mm256_set1_ps(s)));
-  i = _mm256_min_epi32(_mm256_max_epi32(i, _mm256_set1_epi32(-128)), _mm256_set1_epi32(127));
+  i = _mm256_min_epi32(_mm256_max_epi32(i, _mm256_set1_epi32(Lo)), _mm256_set1_epi32(127));
   const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
   const __m128i b = _mm_packs_epi16(w, w);
   _mm_storel_epi64(reinterpret_cast<__m128i*>(q), b);
@@ -430,14 +432,15 @@ static inline float reduce_max(FMax m) {
 static inline ISum isum_zero() {
   return {vdupq_n_s32(0)};
 }
+template <int Lo = -128>
 static inline ISum quant_step(ISum acc, const float* x, float s, int8_t* q) {
   const float32x4_t p = vmulq_n_f32(vld1q_f32(x), s);
   int32x4_t i = vcvtnq_s32_f32(p);  // round to nearest, ties to even, whatever FPCR says
-  i = vminq_s32(vmaxq_s32(i, vdupq_n_s32(-128)), vdupq_n_s32(127));
-  // fcvtns turns NaN into 0; the reference (and x86's INT_MIN) give -128. Test the product, not x:
+  i = vminq_s32(vmaxq_s32(i, vdupq_n_s32(Lo)), vdupq_n_s32(127));
+  // fcvtns turns NaN into 0; the reference (and x86's INT_MIN) give Lo. Test the product, not x:
   // a row holding +-inf has s = 127 / inf = 0, so inf * s is NaN although x is not.
   const uint32x4_t nan = vmvnq_u32(vceqq_f32(p, p));
-  i = vbslq_s32(nan, vdupq_n_s32(-128), i);
+  i = vbslq_s32(nan, vdupq_n_s32(Lo), i);
   const int16x4_t h = vmovn_s32(i);
   const int8x8_t b = vmovn_s16(vcombine_s16(h, h));
   vst1_lane_s32(reinterpret_cast<int32_t*>(q), vreinterpret_s32_s8(b), 0);
