@@ -239,7 +239,7 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
     }
     PerfScope s(mon_, PerfOp::LmHead);
     ops::lm_head_rows(pool_, kt_, w_, arena_.buffers().h, n_logits, logits, cfg_.n_vocab,
-                      thread_scratch_.data() + n_ctx_, scratch_stride_);
+                      thread_scratch_.data() + n_ctx_, scratch_stride_, opt_.quantize_activations);
   }
   for (size_t s = 0; s < step_count_.size(); ++s) n_past_[s] += step_count_[s];
   if (mon_) mon_->end_step(n);

@@ -148,7 +148,8 @@ void BitNetSession::eval_batch(const int32_t* tokens, int64_t n, float* logits, 
     }
     PerfScope s(mon_, PerfOp::LmHead);
     ops::lm_head_rows(pool_, kt_, w_, arena_.buffers().h, n - first, logits, cfg_.n_vocab,
-                      thread_scratch_.data() + n_ctx_ + 2 * hd, scratch_stride_);
+                      thread_scratch_.data() + n_ctx_ + 2 * hd, scratch_stride_,
+                      opt_.quantize_activations);
   }
   n_past_ += n;
   if (mon_) mon_->end_step(n);
