@@ -21,18 +21,9 @@
 #include <vector>
 
 #include "formats/gguf.h"
+#include "model/token-type.h"
 
 namespace bitnet::model {
-
-// tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
-enum class TokenType : int32_t {
-  Normal = 1,
-  Unknown = 2,
-  Control = 3,
-  UserDefined = 4,
-  Unused = 5,
-  Byte = 6,
-};
 
 enum class DummyTokenizerKind { Gpt2Bytes, SpmBytes };
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "formats/gguf.h"
+#include "model/token-type.h"
 
 struct pcre2_real_code_8;  // pcre2.h's pcre2_code_8, kept out of this header
 
@@ -15,13 +16,13 @@ namespace bitnet::model {
 
 namespace tokenizer_detail {
 
-// tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
-inline constexpr int32_t kTypeNormal = 1;
-inline constexpr int32_t kTypeUnknown = 2;
-inline constexpr int32_t kTypeControl = 3;
-inline constexpr int32_t kTypeUserDefined = 4;
-inline constexpr int32_t kTypeUnused = 5;
-inline constexpr int32_t kTypeByte = 6;
+// tokenizer.ggml.token_type values as the int32 the file stores (model/token-type.h).
+inline constexpr int32_t kTypeNormal = static_cast<int32_t>(TokenType::Normal);
+inline constexpr int32_t kTypeUnknown = static_cast<int32_t>(TokenType::Unknown);
+inline constexpr int32_t kTypeControl = static_cast<int32_t>(TokenType::Control);
+inline constexpr int32_t kTypeUserDefined = static_cast<int32_t>(TokenType::UserDefined);
+inline constexpr int32_t kTypeUnused = static_cast<int32_t>(TokenType::Unused);
+inline constexpr int32_t kTypeByte = static_cast<int32_t>(TokenType::Byte);
 
 // Length of the UTF-8 sequence a byte starts (1 for ASCII, continuation and invalid bytes).
 inline size_t utf8_len(uint8_t lead) {
