@@ -144,6 +144,23 @@ ModelConfig round_trip(const ModelConfig& c) {
   return read_model_config(GgufFile::from_memory(bytes, "round-trip.gguf"));
 }
 
+TEST(WriteModelConfig, ValuesOutsideUint32AreRefusedNotWrapped) {
+  ModelConfig c;
+  c.arch = Arch::BitNetB158;
+  c.n_ctx_train = int64_t{1} << 32;
+  GgufWriter w;
+  try {
+    write_model_config(c, w);
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("context_length = 4294967296"), std::string::npos)
+        << e.what();
+  }
+  c.n_ctx_train = 4096;
+  c.n_vocab = -1;
+  EXPECT_THROW(write_model_config(c, w), std::invalid_argument);
+}
+
 TEST(WriteModelConfig, FixtureConfigsRoundTrip) {
   for (const char* name : {"tiny-b158.i2_s.gguf", "tiny-bitnet.f32.gguf"}) {
     const auto path = fixture(name);

@@ -1,5 +1,6 @@
 #include "model/model-config.h"
 
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 
@@ -138,17 +139,25 @@ ModelConfig read_model_config(const GgufFile& f) {
 
 void write_model_config(const ModelConfig& c, formats::GgufWriter& w) {
   const std::string p = std::string(arch_name(c.arch)) + ".";
+  // The keys are uint32 in GGUF: a value outside [0, 2^32) is refused rather than wrapped.
+  auto u32 = [&](const char* key, int64_t v) {
+    if (v < 0 || v > int64_t{UINT32_MAX}) {
+      throw std::invalid_argument("model config: " + p + key + " = " + std::to_string(v) +
+                                  " does not fit the file's uint32");
+    }
+    w.set(p + key, static_cast<uint32_t>(v));
+  };
   w.set("general.architecture", std::string(arch_name(c.arch)));
-  w.set(p + "context_length", static_cast<uint32_t>(c.n_ctx_train));
-  w.set(p + "embedding_length", static_cast<uint32_t>(c.n_embd));
-  w.set(p + "block_count", static_cast<uint32_t>(c.n_layer));
-  w.set(p + "feed_forward_length", static_cast<uint32_t>(c.n_ff));
-  w.set(p + "attention.head_count", static_cast<uint32_t>(c.n_head));
-  w.set(p + "attention.head_count_kv", static_cast<uint32_t>(c.n_head_kv));
+  u32("context_length", c.n_ctx_train);
+  u32("embedding_length", c.n_embd);
+  u32("block_count", c.n_layer);
+  u32("feed_forward_length", c.n_ff);
+  u32("attention.head_count", c.n_head);
+  u32("attention.head_count_kv", c.n_head_kv);
   w.set(p + "attention.layer_norm_rms_epsilon", c.rms_eps);
   w.set(p + "rope.freq_base", c.rope_freq_base);
-  w.set(p + "rope.dimension_count", static_cast<uint32_t>(c.rope_dim));
-  w.set(p + "vocab_size", static_cast<uint32_t>(c.n_vocab));
+  u32("rope.dimension_count", c.rope_dim);
+  u32("vocab_size", c.n_vocab);
 }
 
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
