@@ -171,6 +171,33 @@ TEST(WriteModelConfig, FixtureConfigsRoundTrip) {
   }
 }
 
+// Scaled RoPE would silently give wrong positions: such files are refused by name.
+TEST(ReadModelConfig, ScaledRopeIsRefused) {
+  const auto path = fixture("tiny-b158.i2_s.gguf");
+  REQUIRE_FIXTURE(path);
+  const ModelConfig c = read_model_config(GgufFile::open(path.string()));
+  auto read_with = [&](const std::string& type, float factor) {
+    GgufWriter w;
+    write_model_config(c, w);
+    w.set("bitnet-b1.58.rope.scaling.type", type);
+    w.set("bitnet-b1.58.rope.scaling.factor", factor);
+    const std::vector<uint8_t> bytes = w.to_bytes();
+    return read_model_config(GgufFile::from_memory(bytes, "scaled.gguf"));
+  };
+  EXPECT_NO_THROW(read_with("none", 1.0f));
+  EXPECT_NO_THROW(read_with("linear", 1.0f));  // factor 1: plain RoPE (tiny-bitnet has it)
+  EXPECT_THROW(read_with("yarn", 1.0f), std::invalid_argument);
+  try {
+    read_with("linear", 4.0f);
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("scaled RoPE (bitnet-b1.58.rope.scaling.type linear"),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("scaled.gguf"), std::string::npos) << e.what();
+  }
+}
+
 TEST(WriteModelConfig, NonDefaultValuesRoundTrip) {
   ModelConfig c;
   c.arch = Arch::BitNet;

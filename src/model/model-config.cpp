@@ -119,6 +119,18 @@ ModelConfig read_model_config(const GgufFile& f) {
                 ", found " + std::to_string(c.rope_dim));
   }
   c.rope_freq_base = find_float(f, p + "rope.freq_base").value_or(10000.0f);
+  // Plain RoPE only: a file asking for scaled RoPE (llama.cpp's rope.scaling.* keys, or Llama
+  // 3.1's rope_freqs tensor) is refused rather than run with the wrong positions.
+  const auto scaling = f.find_string(p + "rope.scaling.type");
+  const auto factor = find_float(f, p + "rope.scaling.factor");
+  // "linear" with factor 1 (or 0, llama.cpp's "unset") is plain RoPE and passes.
+  if ((scaling && *scaling != "none" && *scaling != "linear") ||
+      (factor && *factor != 1.0f && *factor != 0.0f) || f.find_tensor("rope_freqs.weight")) {
+    fail(f, "scaled RoPE (" + p + "rope.scaling.type " + (scaling ? *scaling : "absent") +
+                ", factor " + (factor ? std::to_string(*factor) : "absent") +
+                (f.find_tensor("rope_freqs.weight") ? ", tensor rope_freqs.weight" : "") +
+                ") is not supported: plain RoPE only");
+  }
   c.rms_eps = find_float(f, p + "attention.layer_norm_rms_epsilon").value_or(1e-5f);
   if (!(c.rms_eps > 0.0f) || !(c.rope_freq_base > 0.0f)) {
     fail(f, "rope.freq_base and attention.layer_norm_rms_epsilon must be positive");
