@@ -162,7 +162,8 @@ TEST(LmHead, TinyModelQ6KQ80AndF16) {
 }
 
 TEST(LmHead, VocabularyTilesOnALargerModel) {
-  // Vocabulary 32000 of n_embd 768: 630-byte Q6_K rows, tiles of 416 rows, several per thread.
+  // Vocabulary 32000 of n_embd 768: 630-byte Q6_K rows, tiles of 1664 rows, 2-3 per share of the
+  // vocabulary at 2 threads (8 shares of 4000 rows).
   const auto w = dummy("medium-100m", GgmlType::Q6_K);
   check_head(*w, 5, 2);
 }
