@@ -164,6 +164,98 @@ void run_matmul(benchmark::State& state, Isa isa, TernaryLayout layout, int64_t 
   state.SetLabel(std::string(isa_name(isa)) + " " + layout_name(layout));
 }
 
+// ---------------------------------------------------------------- LM head: quantized outputs
+// The 2B4T output matrix (vocabulary 128256 x 2560) as Q6_K (269 MB) or Q8_0 (349 MB), read in
+// place by the block dots of kernel-types.h: one pass per call over a matrix 8x the L3, so every
+// call reads from DRAM. Random codes and scales with a valid fp16 d; m activation rows quantized
+// once outside the timing (the LM head quantizes per call, under a microsecond per row); the
+// vocabulary split over the pool as model/lm-head.cpp does. wGBs / pct_bw as for GEMV, computed
+// here from the loop's own time (plain counters, so the median row has them too).
+struct OutputMatrix {
+  std::vector<uint8_t> bytes;
+  size_t row_bytes = 0;
+};
+
+const OutputMatrix& output_matrix(bool q6, int64_t n, int64_t k) {
+  static std::map<std::tuple<bool, int64_t, int64_t>, OutputMatrix> cache;
+  auto key = std::make_tuple(q6, n, k);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  OutputMatrix m;
+  const size_t block_bytes = q6 ? kQ6KBytes : kQ80Bytes;
+  const int64_t blocks = k / (q6 ? kQ6KBlock : kQ80Block);
+  m.row_bytes = static_cast<size_t>(blocks) * block_bytes;
+  m.bytes.resize(m.row_bytes * static_cast<size_t>(n));
+  uint64_t state = 0x9e3779b97f4a7c15u;
+  for (size_t i = 0; i + 8 <= m.bytes.size(); i += 8) {
+    state += 0x9e3779b97f4a7c15u;  // splitmix64
+    uint64_t z = state;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    z ^= z >> 31;
+    std::memcpy(m.bytes.data() + i, &z, 8);
+  }
+  const uint16_t d = 0x1c00;  // fp16 2^-8
+  for (size_t b = 0; b < static_cast<size_t>(n * blocks); ++b) {
+    std::memcpy(m.bytes.data() + b * block_bytes + (q6 ? 208 : 0), &d, 2);
+  }
+  return cache.emplace(key, std::move(m)).first->second;
+}
+
+void run_lm_head(benchmark::State& state, Isa isa, bool q6, int64_t m) {
+  const int64_t n = state.range(0), k = state.range(1);
+  const int threads = static_cast<int>(state.range(2));
+  const KernelTable* table = kernels_for(isa);
+  if (!table) {
+    state.SkipWithError("ISA not available on this CPU");
+    return;
+  }
+  const OutputMatrix& w = output_matrix(q6, n, k);
+  const int64_t block = q6 ? kQ6KBlock : kQ80Block;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(m * k));
+  for (auto& v : x) v = nd(rng);
+  std::vector<int8_t> q(x.size());
+  std::vector<float> d(static_cast<size_t>(m * (k / block)));
+  std::vector<int16_t> bsum(static_cast<size_t>(m * (k / kQ8SumSpan)));
+  for (int64_t r = 0; r < m; ++r) {
+    table->quantize_blocks(x.data() + r * k, k, block, q.data() + r * k, d.data() + r * (k / block),
+                           bsum.data() + r * (k / kQ8SumSpan));
+  }
+  BlockQ8Rows a;
+  a.q = q.data();
+  a.d = d.data();
+  a.bsum = bsum.data();
+  a.ldq = k;
+  a.ldd = k / block;
+  a.ldbsum = k / kQ8SumSpan;
+  a.m = m;
+  a.k = k;
+  const BlockDotFn fn = q6 ? table->dot_q6_k : table->dot_q8_0;
+  std::vector<float> y(static_cast<size_t>(m * n));
+  ThreadPool& pool = pool_for(threads);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    pool.parallel_for(n, [&](int64_t v0, int64_t v1, int) {
+      fn(w.bytes.data() + static_cast<size_t>(v0) * w.row_bytes, w.row_bytes, v1 - v0, a,
+         y.data() + v0, n);
+    });
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  static BandwidthProbe probe(kColdSetBytes);
+  const double bw = probe.measure(pool, active_kernels(), 3).bytes_per_second / 1e9;
+  const double wgbs =
+      static_cast<double>(w.bytes.size()) * static_cast<double>(state.iterations()) / sec / 1e9;
+  state.counters["wGBs"] = wgbs;
+  state.counters["bwGBs"] = bw;
+  state.counters["pct_bw"] = 100.0 * wgbs / bw;
+  state.counters["tok_s"] = static_cast<double>(state.iterations()) / sec;  // head passes / s
+  state.SetLabel(std::string(isa_name(isa)) + (q6 ? " q6_k" : " q8_0"));
+}
+
 // Google Benchmark computes rates only at report time, so the ratio counters are derived in a
 // reporter that sees each run's real time per iteration.
 class RatioReporter : public benchmark::ConsoleReporter {
@@ -233,6 +325,22 @@ void register_all() {
               ("Gemm/" + tag + "/128").c_str(),
               [isa, layout](benchmark::State& st) { run_matmul(st, isa, layout, 128); })
               ->Args({s[0], s[1], threads})
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
+        }
+      }
+    }
+  }
+  for (Isa isa : available_isas()) {
+    if (isa == Isa::Scalar) continue;  // about 3 s per pass
+    for (bool q6 : {true, false}) {
+      for (int64_t m : {1, 4}) {
+        for (int threads : {1, 2}) {
+          const std::string name = std::string("LmHead/") + isa_name(isa) +
+                                   (q6 ? "/q6_k" : "/q8_0") + "/" + std::to_string(m);
+          benchmark::RegisterBenchmark(
+              name.c_str(), [isa, q6, m](benchmark::State& st) { run_lm_head(st, isa, q6, m); })
+              ->Args({128256, 2560, threads})
               ->Unit(benchmark::kMillisecond)
               ->UseRealTime();
         }
