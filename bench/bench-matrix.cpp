@@ -25,6 +25,11 @@
 // against batch, one panel per model, one line per kind and thread count (the median aggregate
 // when --benchmark_repetitions > 1, else each run's value).
 //
+// --svg OUT --svg-from RESULTS.json... : the same chart from saved results of this program
+// (--benchmark_out=RESULTS.json --benchmark_out_format=json), merged (a point in a later file
+// replaces the same point of an earlier one), without running anything: e.g. parts run
+// separately with --benchmark_filter when the machine was quiet.
+//
 //   build/bin/bench-matrix --svg docs/img/bench-matrix.svg --benchmark_repetitions=3
 //       --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -40,6 +45,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "batched-decode.h"
 #include "bench-models.h"
@@ -111,6 +118,43 @@ int64_t arg_value(const std::string& args, const std::string& key) {
   return at == std::string::npos ? -1 : std::atoll(args.c_str() + at + key.size() + 1);
 }
 
+Point make_point(const std::string& function_name, const std::string& args, double tok_s) {
+  const size_t slash = function_name.find('/');  // "decode/tiny-1m"
+  Point p{function_name.substr(0, slash), function_name.substr(slash + 1), arg_value(args, "batch"),
+          arg_value(args, "threads"), tok_s};
+  if (p.batch < 0) p.batch = arg_value(args, "rows");
+  return p;
+}
+
+// The points of a Google Benchmark JSON output of this program (--benchmark_out=FILE
+// --benchmark_out_format=json): median aggregates, or single runs without repetitions.
+std::vector<Point> points_from_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path + ": cannot be opened");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": not JSON: " + e.what());
+  }
+  std::vector<Point> out;
+  for (const auto& b : j.value("benchmarks", nlohmann::json::array())) {
+    if (!b.contains("tok_s") || !b.contains("run_name") || b.value("error_occurred", false))
+      continue;
+    const bool aggregate = b.value("run_type", "") == "aggregate";
+    if (aggregate && b.value("aggregate_name", "") != "median") continue;
+    if (!aggregate && b.value("repetitions", 1) > 1) continue;
+    // run_name: "decode/tiny-1m/batch:8/threads:2/manual_time"
+    const std::string rn = b["run_name"].get<std::string>();
+    const size_t args_at = rn.find('/', rn.find('/') + 1);
+    if (args_at == std::string::npos) continue;
+    out.push_back(
+        make_point(rn.substr(0, args_at), rn.substr(args_at + 1), b["tok_s"].get<double>()));
+  }
+  if (out.empty()) throw std::runtime_error(path + ": no bench-matrix results with tok_s");
+  return out;
+}
+
 // Passes every run on to the console and keeps the tok_s of the runs to plot: median aggregates
 // when there are repetitions, else the single runs.
 class CollectingReporter : public benchmark::ConsoleReporter {
@@ -122,11 +166,8 @@ class CollectingReporter : public benchmark::ConsoleReporter {
       const bool aggregate = r.run_type == Run::RT_Aggregate;
       if (aggregate && r.aggregate_name != "median") continue;
       if (!aggregate && r.repetitions > 1) continue;
-      const std::string& fn = r.run_name.function_name;  // "decode/tiny-1m"
-      const size_t slash = fn.find('/');
-      Point p{fn.substr(0, slash), fn.substr(slash + 1), arg_value(r.run_name.args, "batch"),
-              arg_value(r.run_name.args, "threads"), r.counters.at("tok_s").value};
-      if (p.batch < 0) p.batch = arg_value(r.run_name.args, "rows");
+      const Point p =
+          make_point(r.run_name.function_name, r.run_name.args, r.counters.at("tok_s").value);
       points.push_back(p);
     }
     ConsoleReporter::ReportRuns(runs);
@@ -149,7 +190,14 @@ std::string matrix_svg(const std::vector<Point>& points) {
           panel->series.end(),
           ChartSeries{label, {}, p.kind != "decode", static_cast<int>(p.threads - 1)});
     }
-    series->points.emplace_back(static_cast<double>(p.batch), p.tok_s);
+    // A later result for the same point (a rerun in a later file) replaces the earlier one.
+    const double x = static_cast<double>(p.batch);
+    auto same = std::find_if(series->points.begin(), series->points.end(),
+                             [&](const auto& q) { return q.first == x; });
+    if (same != series->points.end())
+      same->second = p.tok_s;
+    else
+      series->points.emplace_back(x, p.tok_s);
   }
   const std::string title =
       std::string("bench-matrix: tokens/s by batch, kernels ") +
@@ -160,12 +208,20 @@ std::string matrix_svg(const std::vector<Point>& points) {
                         "tokens/s", panels);
 }
 
+void write_svg(const std::string& path, const std::vector<Point>& points) {
+  std::ofstream f(path);
+  f << matrix_svg(points);
+  if (!f) throw std::runtime_error(path + ": cannot write the chart");
+  std::fprintf(stderr, "bench-matrix: wrote %s\n", path.c_str());
+}
+
 }  // namespace
 }  // namespace bitnet::bench
 
 int main(int argc, char** argv) {
   using namespace bitnet::bench;
   std::string svg_path;
+  std::vector<std::string> svg_from;
   bool large = false;
   if (const char* env = std::getenv("BITNET_BENCH_LARGE")) large = std::strcmp(env, "1") == 0;
   // Our flags are removed before Google Benchmark reads the rest.
@@ -173,6 +229,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--svg") == 0 && i + 1 < argc) {
       svg_path = argv[++i];
+    } else if (std::strcmp(argv[i], "--svg-from") == 0 && i + 1 < argc) {
+      svg_from.push_back(argv[++i]);
     } else if (std::strcmp(argv[i], "--large") == 0) {
       large = true;
     } else {
@@ -180,6 +238,24 @@ int main(int argc, char** argv) {
     }
   }
   argc = out;
+  if (!svg_from.empty()) {  // chart from saved results, nothing is run
+    if (svg_path.empty() || argc > 1) {
+      std::fprintf(stderr, "usage: bench-matrix --svg OUT.svg --svg-from RESULTS.json...\n");
+      return 2;
+    }
+    try {
+      std::vector<Point> points;
+      for (const std::string& f : svg_from) {
+        const auto p = points_from_json(f);
+        points.insert(points.end(), p.begin(), p.end());
+      }
+      write_svg(svg_path, points);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bench-matrix: %s\n", e.what());
+      return 1;
+    }
+    return 0;
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
   benchmark::AddCustomContext("kernels",
@@ -192,10 +268,7 @@ int main(int argc, char** argv) {
     } else {
       CollectingReporter reporter;
       benchmark::RunSpecifiedBenchmarks(&reporter);
-      std::ofstream f(svg_path);
-      f << matrix_svg(reporter.points);
-      if (!f) throw std::runtime_error(svg_path + ": cannot write the chart");
-      std::fprintf(stderr, "bench-matrix: wrote %s\n", svg_path.c_str());
+      write_svg(svg_path, reporter.points);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench-matrix: %s\n", e.what());
