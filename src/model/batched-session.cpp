@@ -39,6 +39,7 @@ BatchedSession::BatchedSession(const ModelWeights& weights, const BatchedOptions
   active_.assign(S, 0);
   step_count_.assign(S, 0);
   inv_freq_ = ops::rope_inv_freq(cfg_);
+  rope_cs_.assign(static_cast<size_t>(opt_.max_batch_tokens * cfg_.rope_dim), 0.0);
 
   const int64_t B = opt_.max_batch_tokens, E = cfg_.n_embd;
   item_slot_.assign(static_cast<size_t>(B), 0);
@@ -199,6 +200,13 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
   const ops::LayerBuffers& b = arena_.buffers();
   std::optional<ops::Fusion> fused;
   if (opt_.quantize_activations && opt_.fused_norm_quant) fused.emplace(pool_, kt_, arena_.q8());
+  {
+    PerfScope s(mon_, PerfOp::RopeKv);
+    for (int64_t t = 0; t < n; ++t) {
+      ops::rope_angles(inv_freq_, item_pos_[static_cast<size_t>(t)],
+                       rope_cs_.data() + t * cfg_.rope_dim);
+    }
+  }
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     ops::layer_forward(
         cfg_, w_.layers()[static_cast<size_t>(l)], n, b, mon_, fused ? &*fused : nullptr,
@@ -216,7 +224,7 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
             for (int64_t t = 0; t < n; ++t) {
               float* row = arena_.buffers().qkv + t * ld_qkv;
               const auto ti = static_cast<size_t>(t);
-              ops::rope_qk_row(cfg_, inv_freq_, item_pos_[ti], row);
+              ops::rope_qk_row(cfg_, rope_cs_.data() + t * cfg_.rope_dim, row);
               kv_[static_cast<size_t>(item_slot_[ti])].store(l, item_pos_[ti], 1, row + E,
                                                              row + E + KV, ld_qkv);
             }

@@ -111,6 +111,7 @@ class BatchedSession {
   std::vector<int64_t> step_count_;  // [max_sequences] items per slot in the step being checked
   int64_t n_active_ = 0;
   std::vector<double> inv_freq_;
+  std::vector<double> rope_cs_;  // [max_batch_tokens][rope_dim]: each item's cos/sin per step
   // Per item of the current step: its slot and position.
   std::vector<int32_t> item_slot_;
   std::vector<int64_t> item_pos_;

@@ -32,34 +32,39 @@ std::vector<double> rope_inv_freq(const ModelConfig& cfg) {
   return inv_freq;
 }
 
-void rope_neox(float* v, int64_t rope_dim, const std::vector<double>& inv_freq, int64_t pos) {
+void rope_angles(const std::vector<double>& inv_freq, int64_t pos, double* cs) {
+  for (size_t i = 0; i < inv_freq.size(); ++i) {
+    const double angle = static_cast<double>(pos) * inv_freq[i];
+    cs[2 * i] = std::cos(angle);
+    cs[2 * i + 1] = std::sin(angle);
+  }
+}
+
+void rope_neox(float* v, int64_t rope_dim, const double* cs) {
   const int64_t half = rope_dim / 2;
   for (int64_t i = 0; i < half; ++i) {
-    const double angle = static_cast<double>(pos) * inv_freq[static_cast<size_t>(i)];
-    const double c = std::cos(angle), s = std::sin(angle);
+    const double c = cs[2 * i], s = cs[2 * i + 1];
     const double x0 = v[i], x1 = v[i + half];
     v[i] = static_cast<float>(x0 * c - x1 * s);
     v[i + half] = static_cast<float>(x0 * s + x1 * c);
   }
 }
 
-void rope_norm(float* v, int64_t rope_dim, const std::vector<double>& inv_freq, int64_t pos) {
+void rope_norm(float* v, int64_t rope_dim, const double* cs) {
   for (int64_t i = 0; i < rope_dim / 2; ++i) {
-    const double angle = static_cast<double>(pos) * inv_freq[static_cast<size_t>(i)];
-    const double c = std::cos(angle), s = std::sin(angle);
+    const double c = cs[2 * i], s = cs[2 * i + 1];
     const double x0 = v[2 * i], x1 = v[2 * i + 1];
     v[2 * i] = static_cast<float>(x0 * c - x1 * s);
     v[2 * i + 1] = static_cast<float>(x0 * s + x1 * c);
   }
 }
 
-void rope_qk_row(const ModelConfig& cfg, const std::vector<double>& inv_freq, int64_t pos,
-                 float* qkv_row) {
+void rope_qk_row(const ModelConfig& cfg, const double* cs, float* qkv_row) {
   const int64_t hd = cfg.head_dim;
   const auto rope = cfg.rope_style == RopeStyle::Neox ? rope_neox : rope_norm;
-  for (int64_t h = 0; h < cfg.n_head; ++h) rope(qkv_row + h * hd, cfg.rope_dim, inv_freq, pos);
+  for (int64_t h = 0; h < cfg.n_head; ++h) rope(qkv_row + h * hd, cfg.rope_dim, cs);
   float* k = qkv_row + cfg.n_embd;
-  for (int64_t h = 0; h < cfg.n_head_kv; ++h) rope(k + h * hd, cfg.rope_dim, inv_freq, pos);
+  for (int64_t h = 0; h < cfg.n_head_kv; ++h) rope(k + h * hd, cfg.rope_dim, cs);
 }
 
 void sub_norm(const float* x, const std::vector<float>& w, int64_t n, float eps, float* out) {

@@ -28,16 +28,19 @@ void sub_norm(const float* x, const std::vector<float>& w, int64_t n, float eps,
 // rope: base^(-2i/rope_dim) for i < rope_dim / 2.
 std::vector<double> rope_inv_freq(const ModelConfig& cfg);
 
-// NEOX rotation of one head at position pos: pairs (i, i + rope_dim / 2).
-void rope_neox(float* v, int64_t rope_dim, const std::vector<double>& inv_freq, int64_t pos);
+// The rotation of position pos: cs[2i] = cos(pos * inv_freq[i]), cs[2i + 1] = sin(...) for
+// i < rope_dim / 2 (in double). Computed once per row and step, shared by every head and layer.
+void rope_angles(const std::vector<double>& inv_freq, int64_t pos, double* cs);
+
+// NEOX rotation of one head: pairs (i, i + rope_dim / 2).
+void rope_neox(float* v, int64_t rope_dim, const double* cs);
 
 // NORM rotation of one head: adjacent pairs (2i, 2i + 1) (arch llama, Q/K rows permuted).
-void rope_norm(float* v, int64_t rope_dim, const std::vector<double>& inv_freq, int64_t pos);
+void rope_norm(float* v, int64_t rope_dim, const double* cs);
 
 // Rotates the q heads and the k heads of one fused q|k|v row ([n_embd + 2 n_embd_kv]) in the
-// model's rope style.
-void rope_qk_row(const ModelConfig& cfg, const std::vector<double>& inv_freq, int64_t pos,
-                 float* qkv_row);
+// model's rope style, by the angles of rope_angles().
+void rope_qk_row(const ModelConfig& cfg, const double* cs, float* qkv_row);
 
 // out[i] = act(gate[i]) * up[i] for one row: act = relu^2 or silu. out must not alias gate or up
 // (the loops are vectorized on that promise; element results are the same as scalar).

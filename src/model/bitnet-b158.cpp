@@ -32,6 +32,7 @@ BitNetSession::BitNetSession(const ModelWeights& weights, const SessionOptions& 
   scratch_stride_ = (n_ctx_ + 2 * cfg_.head_dim + E + 15) / 16 * 16;
   thread_scratch_ = AlignedBuffer<float>(static_cast<size_t>(scratch_stride_ * pool.size()));
   inv_freq_ = ops::rope_inv_freq(cfg_);
+  rope_cs_.assign(static_cast<size_t>(B * cfg_.rope_dim), 0.0);
   if (!opt_.quantize_activations) dense_ = ops::DenseLinears(w_);
   if (opt_.split_fused_linears) {
     if (!opt_.quantize_activations || opt_.fused_norm_quant) {
@@ -117,6 +118,12 @@ void BitNetSession::eval_batch(const int32_t* tokens, int64_t n, float* logits, 
   const ops::LayerBuffers& b = arena_.buffers();
   std::optional<ops::Fusion> fused;
   if (opt_.quantize_activations && opt_.fused_norm_quant) fused.emplace(pool_, kt_, arena_.q8());
+  {
+    PerfScope s(mon_, PerfOp::RopeKv);
+    for (int64_t t = 0; t < n; ++t) {
+      ops::rope_angles(inv_freq_, n_past_ + t, rope_cs_.data() + t * cfg_.rope_dim);
+    }
+  }
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     const size_t d0 = static_cast<size_t>(4 * l);
     ops::layer_forward(
@@ -128,7 +135,8 @@ void BitNetSession::eval_batch(const int32_t* tokens, int64_t n, float* logits, 
           {
             PerfScope s(mon_, PerfOp::RopeKv);
             for (int64_t t = 0; t < n; ++t) {
-              ops::rope_qk_row(cfg_, inv_freq_, n_past_ + t, arena_.buffers().qkv + t * ld_qkv);
+              ops::rope_qk_row(cfg_, rope_cs_.data() + t * cfg_.rope_dim,
+                               arena_.buffers().qkv + t * ld_qkv);
             }
             kv_.store(l, n_past_, n, arena_.buffers().qkv + E, arena_.buffers().qkv + E + KV,
                       ld_qkv);

@@ -76,6 +76,7 @@ class BitNetSession {
   int64_t n_past_ = 0;
   KvCache kv_;
   std::vector<double> inv_freq_;  // rope: base^(-2i/rope_dim)
+  std::vector<double> rope_cs_;   // [max_batch][rope_dim]: each row's cos/sin, once per step
   ExecutionPlan plan_;
   ops::ActivationArena arena_;           // activations by liveness, laid out by plan_
   AlignedBuffer<float> thread_scratch_;  // per thread: scores[n_ctx] + k/v rows + embedding row
