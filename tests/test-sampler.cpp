@@ -101,6 +101,36 @@ TEST(Sampler, GreedyTakesArgmaxTiesToLowestId) {
   EXPECT_EQ(s.sample(c.data(), {}), 2);
 }
 
+// A NaN logit is an invariant violation (the forward pass never produces one) and aborts on every
+// path: plain greedy (its one-pass fast path, NaN first or later), greedy with a repetition
+// penalty, and sampling.
+TEST(SamplerDeathTest, NanLogitAbortsOnEveryPath) {
+  std::vector<float> l = {1.0f, 2.0f, 0.5f, 3.0f};
+  l[2] = std::nanf("");
+  SamplerParams penalized = plain_params(0.0f);
+  penalized.repeat_penalty = 1.3f;
+  for (const SamplerParams& p : {plain_params(0.0f), penalized, plain_params(0.8f)}) {
+    Sampler s(p, 4);
+    EXPECT_DEATH(s.sample(l.data(), {}), "NaN logit");
+  }
+  l[2] = 0.5f;
+  l[0] = std::nanf("");  // first position: the fast path starts from it
+  Sampler g(plain_params(0.0f), 4);
+  EXPECT_DEATH(g.sample(l.data(), {}), "NaN logit");
+}
+
+// Greedy with a repetition penalty still applies it (it does not take the plain fast path).
+TEST(Sampler, GreedyWithPenaltyPenalizesHistory) {
+  SamplerParams p = plain_params(0.0f);
+  p.repeat_penalty = 2.0f;
+  Sampler s(p, 3);
+  const std::vector<float> l = {1.0f, 1.5f, 1.2f};
+  const std::vector<int32_t> history = {1};
+  EXPECT_EQ(s.sample(l.data(), history), 2);  // 1.5 / 2 = 0.75 < 1.2
+  Sampler plain(plain_params(0.0f), 3);
+  EXPECT_EQ(plain.sample(l.data(), history), 1);
+}
+
 TEST(Sampler, TopK1EqualsGreedy) {
   SamplerParams p = plain_params(1.5f);
   p.top_k = 1;

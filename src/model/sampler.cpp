@@ -56,13 +56,26 @@ Sampler::Sampler(SamplerParams params, int32_t n_vocab)
 
 int32_t Sampler::sample(const float* logits, std::span<const int32_t> history) {
   const auto n = static_cast<size_t>(n_vocab_);
+  const bool penalty = params_.repeat_penalty != 1.0f && params_.repeat_last_n != 0;
+  // Plain greedy: one pass over the logits, no candidate array; the same token as step 2 below
+  // (the first maximum, NaN refused).
+  if (params_.temperature == 0.0f && !penalty) {
+    size_t best = 0;
+    bool nan = std::isnan(logits[0]);
+    for (size_t i = 1; i < n; ++i) {
+      nan |= std::isnan(logits[i]);
+      if (logits[i] > logits[best]) best = i;
+    }
+    check(!nan, "NaN logit");
+    return static_cast<int32_t>(best);
+  }
   for (size_t i = 0; i < n; ++i) {
     check(!std::isnan(logits[i]), "NaN logit");
     candidates_[i] = {logits[i], static_cast<int32_t>(i)};
   }
 
   // 1. Repetition penalty, once per distinct token in the window (as llama.cpp).
-  if (params_.repeat_penalty != 1.0f && params_.repeat_last_n != 0) {
+  if (penalty) {
     const size_t window =
         params_.repeat_last_n < 0
             ? history.size()
