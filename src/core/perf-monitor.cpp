@@ -1,6 +1,7 @@
 #include "core/perf-monitor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <stdexcept>
 
@@ -32,8 +33,27 @@ std::string_view perf_op_name(PerfOp op) {
   return i < kNames.size() ? kNames[i] : std::string_view("?");
 }
 
-PerfMonitor::PerfMonitor(size_t series_capacity)
-    : capacity_(series_capacity), ring_(series_capacity * kOps, 0) {}
+double perf_ns_per_tick() {
+  static const double rate = [] {
+    const auto c0 = std::chrono::steady_clock::now();
+    const int64_t t0 = perf_ticks();
+    while (std::chrono::steady_clock::now() - c0 < std::chrono::milliseconds(20)) {
+    }
+    const int64_t t1 = perf_ticks();
+    const double ns =
+        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - c0).count();
+    return t1 > t0 ? ns / static_cast<double>(t1 - t0) : 1.0;
+  }();
+  return rate;
+}
+
+PerfMonitor::PerfMonitor(size_t series_capacity, double ns_per_tick)
+    : capacity_(series_capacity), ns_per_tick_(ns_per_tick), ring_(series_capacity * kOps, 0) {}
+
+double PerfMonitor::ns_per_tick() const {
+  if (ns_per_tick_ <= 0) ns_per_tick_ = perf_ns_per_tick();
+  return ns_per_tick_;
+}
 
 void PerfMonitor::end_step(int64_t tokens) {
   if (capacity_ > 0) {
@@ -46,7 +66,7 @@ void PerfMonitor::end_step(int64_t tokens) {
 }
 
 void PerfMonitor::reset() {
-  total_ns_.fill(0);
+  total_.fill(0);
   calls_.fill(0);
   step_.fill(0);
   steps_ = tokens_ = 0;
@@ -56,32 +76,35 @@ size_t PerfMonitor::series_size() const {
   return std::min(static_cast<size_t>(steps_), capacity_);
 }
 
-int64_t PerfMonitor::series_ns(size_t i, PerfOp op) const {
-  if (i >= series_size()) throw std::out_of_range("PerfMonitor::series_ns: step out of range");
+int64_t PerfMonitor::series_ticks(size_t i, PerfOp op) const {
+  if (i >= series_size()) throw std::out_of_range("PerfMonitor::series_ticks: step out of range");
   const size_t first = static_cast<size_t>(steps_) - series_size();
   const size_t row = (first + i) % capacity_;
   return ring_[row * kOps + static_cast<size_t>(op)];
 }
 
 void PerfMonitor::write_json(std::ostream& out, bool series) const {
+  const double ns = ns_per_tick();
   int64_t all = 0;
-  for (int64_t t : total_ns_) all += t;
+  for (int64_t t : total_) all += t;
   out << "{\"steps\": " << steps_ << ", \"tokens\": " << tokens_
-      << ", \"total_ms\": " << fmt(static_cast<double>(all) * 1e-6) << ", \"ops\": {";
+      << ", \"total_ms\": " << fmt(static_cast<double>(all) * ns * 1e-6) << ", \"ops\": {";
   const size_t n = series_size();
   bool first = true;
   for (size_t o = 0; o < kOps; ++o) {
     if (calls_[o] == 0) continue;
     const auto op = static_cast<PerfOp>(o);
     std::vector<double> per_step;
-    for (size_t i = 0; i < n; ++i) per_step.push_back(static_cast<double>(series_ns(i, op)) * 1e-3);
+    for (size_t i = 0; i < n; ++i) {
+      per_step.push_back(static_cast<double>(series_ticks(i, op)) * ns * 1e-3);
+    }
     std::sort(per_step.begin(), per_step.end());
     double mean = 0;
     for (double v : per_step) mean += v;
     if (!per_step.empty()) mean /= static_cast<double>(per_step.size());
     out << (first ? "" : ", ") << "\"" << kNames[o] << "\": {\"calls\": " << calls_[o]
-        << ", \"total_ms\": " << fmt(static_cast<double>(total_ns_[o]) * 1e-6) << ", \"share\": "
-        << fmt(all > 0 ? static_cast<double>(total_ns_[o]) / static_cast<double>(all) : 0)
+        << ", \"total_ms\": " << fmt(static_cast<double>(total_[o]) * ns * 1e-6) << ", \"share\": "
+        << fmt(all > 0 ? static_cast<double>(total_[o]) / static_cast<double>(all) : 0)
         << ", \"per_step_us\": {\"mean\": " << fmt(mean)
         << ", \"p50\": " << fmt(quantile(per_step, 0.50))
         << ", \"p95\": " << fmt(quantile(per_step, 0.95))
@@ -97,7 +120,7 @@ void PerfMonitor::write_json(std::ostream& out, bool series) const {
       out << (first ? "" : ", ") << "\"" << kNames[o] << "\": [";
       for (size_t i = 0; i < n; ++i) {
         out << (i ? ", " : "")
-            << fmt(static_cast<double>(series_ns(i, static_cast<PerfOp>(o))) * 1e-3);
+            << fmt(static_cast<double>(series_ticks(i, static_cast<PerfOp>(o))) * ns * 1e-3);
       }
       out << "]";
       first = false;

@@ -1,11 +1,13 @@
 // Per-operation timing of the forward pass and its surroundings, cheap enough to leave on.
 //
-// A PerfScope reads the monotonic clock twice (vDSO, about 20 ns each) and adds the difference to
-// its operation's total and to the current step's row; end_step() closes the row into a ring of
-// the last `series_capacity` steps. A 2B4T decode step records about 300 scopes (about 6 us of a
-// 20+ ms step); the measured overhead is in docs/PERFORMANCE.md. Nothing allocates after
-// construction. Not thread-safe: one monitor per session, used by the thread that drives it (the
-// scopes wrap whole parallel calls, not the pool's workers).
+// A PerfScope reads the CPU's time-stamp counter twice (rdtsc on x86-64, cntvct_el0 on aarch64:
+// about 16 ns here against 26 ns for the vDSO monotonic clock) and adds the difference to its
+// operation's total and to the current step's row; end_step() closes the row into a ring of the
+// last `series_capacity` steps. Ticks become nanoseconds only when reported, with a rate
+// calibrated once against the monotonic clock. A 2B4T decode step records about 330 scopes; the
+// measured overhead is in docs/PERFORMANCE.md. Nothing allocates after construction. Not
+// thread-safe: one monitor per session, used by the thread that drives it (the scopes wrap whole
+// parallel calls, not the pool's workers).
 #pragma once
 
 #include <array>
@@ -44,30 +46,51 @@ inline int64_t perf_now_ns() {
       .count();
 }
 
+// The monitor's clock: an invariant cycle counter where there is one, else perf_now_ns().
+inline int64_t perf_ticks() {
+#if defined(__x86_64__)
+  return static_cast<int64_t>(__builtin_ia32_rdtsc());
+#elif defined(__aarch64__)
+  uint64_t v;
+  asm volatile("mrs %0, cntvct_el0" : "=r"(v));
+  return static_cast<int64_t>(v);
+#else
+  return perf_now_ns();
+#endif
+}
+
+// Nanoseconds per perf_ticks() tick, measured once (about 20 ms against the monotonic clock, on
+// first use) and cached.
+double perf_ns_per_tick();
+
 class PerfMonitor {
  public:
   static constexpr size_t kOps = static_cast<size_t>(PerfOp::kCount);
 
-  explicit PerfMonitor(size_t series_capacity = 4096);
+  // ns_per_tick: 0 calibrates (perf_ns_per_tick()) when the first report needs it; tests pass 1
+  // to count in plain units.
+  explicit PerfMonitor(size_t series_capacity = 4096, double ns_per_tick = 0);
 
-  void add(PerfOp op, int64_t ns) {
+  void add(PerfOp op, int64_t ticks) {
     const auto i = static_cast<size_t>(op);
-    total_ns_[i] += ns;
+    total_[i] += ticks;
     ++calls_[i];
-    step_[i] += ns;
+    step_[i] += ticks;
   }
   // Closes the current step (tokens: rows it evaluated) into the series.
   void end_step(int64_t tokens);
   void reset();
 
-  int64_t total_ns(PerfOp op) const { return total_ns_[static_cast<size_t>(op)]; }
+  int64_t total_ticks(PerfOp op) const { return total_[static_cast<size_t>(op)]; }
+  double total_ns(PerfOp op) const { return static_cast<double>(total_ticks(op)) * ns_per_tick(); }
+  double ns_per_tick() const;
   int64_t calls(PerfOp op) const { return calls_[static_cast<size_t>(op)]; }
   int64_t steps() const { return steps_; }
   int64_t tokens() const { return tokens_; }
   // Steps kept in the series: min(steps(), series_capacity).
   size_t series_size() const;
-  // Step i of the kept series (0: oldest): nanoseconds of op in that step.
-  int64_t series_ns(size_t i, PerfOp op) const;
+  // Step i of the kept series (0: oldest): ticks of op in that step.
+  int64_t series_ticks(size_t i, PerfOp op) const;
 
   // {"steps", "tokens", "total_ms", "ops": {name: {"calls", "total_ms", "share",
   // "per_step_us": {"mean", "p50", "p95", "p99"}}}, and with series the per-step microseconds of
@@ -75,18 +98,19 @@ class PerfMonitor {
   void write_json(std::ostream& out, bool series) const;
 
  private:
-  std::array<int64_t, kOps> total_ns_{}, calls_{}, step_{};
+  std::array<int64_t, kOps> total_{}, calls_{}, step_{};  // ticks, except calls_
   int64_t steps_ = 0, tokens_ = 0;
   size_t capacity_;
-  std::vector<int64_t> ring_;  // [capacity][kOps]
+  mutable double ns_per_tick_;
+  std::vector<int64_t> ring_;  // [capacity][kOps] ticks
 };
 
 // Times one operation into m (nothing when m is null).
 class PerfScope {
  public:
-  PerfScope(PerfMonitor* m, PerfOp op) : m_(m), op_(op), t0_(m ? perf_now_ns() : 0) {}
+  PerfScope(PerfMonitor* m, PerfOp op) : m_(m), op_(op), t0_(m ? perf_ticks() : 0) {}
   ~PerfScope() {
-    if (m_) m_->add(op_, perf_now_ns() - t0_);
+    if (m_) m_->add(op_, perf_ticks() - t0_);
   }
   PerfScope(const PerfScope&) = delete;
   PerfScope& operator=(const PerfScope&) = delete;

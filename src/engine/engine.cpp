@@ -501,12 +501,12 @@ void Engine::Impl::run_step(std::vector<std::unique_ptr<Running>>& running) {
     }
     try {
       // Timed without stats_mu held: accept() runs the request's callback, which may call stats().
-      const int64_t t0 = perf_now_ns();
+      const int64_t t0 = perf_ticks();
       const std::optional<int32_t> next = r.gen->accept(
           logits.data() + row * static_cast<size_t>(info.n_vocab), session->n_past(r.slot));
       {
         std::lock_guard stats_lock(stats_mu);
-        monitor.add(PerfOp::Sampling, perf_now_ns() - t0);
+        monitor.add(PerfOp::Sampling, perf_ticks() - t0);
       }
       if (next) {
         r.next = *next;
