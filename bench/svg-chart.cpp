@@ -33,10 +33,11 @@ std::string esc(const std::string& s) {
   return o;
 }
 
-// Smallest 1, 2 or 5 x 10^k at or above v (v > 0).
+// Smallest m x 10^k at or above v (v > 0), m from a list of round leading digits (five grid
+// steps of the axis then stay readable: 6K -> 1.2K steps).
 double nice_ceiling(double v) {
   const double p = std::pow(10.0, std::floor(std::log10(v)));
-  for (double m : {1.0, 2.0, 5.0, 10.0})
+  for (double m : {1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0})
     if (m * p >= v * (1 - 1e-12)) return m * p;
   return 10 * p;
 }
