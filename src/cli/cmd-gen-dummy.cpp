@@ -140,8 +140,9 @@ int cmd_gen_dummy(int argc, char** argv) {
 
 BITNET_COMMAND("gen-dummy", kUsage,
                "write a random-weight model with the exact shapes of a real one (2b4t,\n"
-               "bitnet-large, bitnet-3b, llama3-8b-1.58, falcon3-10b-1.58, tiny-1m) and a\n"
-               "synthetic byte-level tokenizer; --list shows presets, parameters and sizes",
+               "bitnet-large, bitnet-3b, llama3-8b-1.58, falcon3-10b-1.58) or a small one for\n"
+               "tests and benchmarks (tiny-1m, medium-100m), with a synthetic byte-level\n"
+               "tokenizer; --list shows presets, parameters and sizes",
                cmd_gen_dummy);
 
 }  // namespace bitnet::cli
