@@ -194,6 +194,43 @@ TEST_F(Engine, AsyncRequestsFromFourThreadsMatchSequentialResults) {
   EXPECT_GT(s.step_tokens, s.steps);
 }
 
+// Blocking generate() from several threads at once: one caller drives the batch while it is idle,
+// the others wait for the scheduler thread or for the next caller to drive; every result equals
+// the sequential one (the driver changes, the batch does not).
+TEST_F(Engine, ConcurrentBlockingGenerateCallsMatchSequentialResults) {
+  bitnet::EngineConfig c = config(bitnet::OptimizationLevel::Basic, &cache_);
+  c.max_concurrent_requests = 3;
+  c.threads = 1;
+  bitnet::Engine engine(model_, c);
+  const std::vector<std::string> prompts = {kPrompt,   "Hello",   "Once upon a time",
+                                            "1 2 3 4", "The cat", "A B C"};
+  auto options = [](size_t i) {
+    bitnet::GenerateOptions o;
+    o.max_tokens = 10 + static_cast<int64_t>(i);
+    o.seed = 7 + i;
+    return o;
+  };
+  std::vector<bitnet::GenerateResult> sequential;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    sequential.push_back(engine.generate(prompts[i], options(i)));
+  std::vector<bitnet::GenerateResult> concurrent(prompts.size());
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      for (size_t i = t; i < prompts.size(); i += 3) {
+        concurrent[i] = engine.generate(prompts[i], options(i));
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(concurrent[i].tokens, sequential[i].tokens) << prompts[i];
+    EXPECT_EQ(concurrent[i].text, sequential[i].text) << prompts[i];
+  }
+  EXPECT_EQ(engine.stats().requests_pending, 0u);
+  EXPECT_EQ(engine.stats().requests_running, 0u);
+}
+
 TEST_F(Engine, CancelStopsAtTheNextToken) {
   bitnet::Engine engine(model_, config(bitnet::OptimizationLevel::Basic, &cache_));
   bitnet::GenerateOptions o = greedy(16);

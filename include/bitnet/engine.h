@@ -165,7 +165,8 @@ struct GenerateResult {
 
 // Receives the generated text piece by piece (whole UTF-8 characters, stop strings withheld);
 // the pieces concatenate to GenerateResult::text. Return false to stop (StopReason::Callback).
-// Called on the worker thread serving the request; an exception it throws fails the request.
+// Called on the thread driving the batch (the Engine's scheduler thread, or a generate() caller,
+// see there); an exception it throws fails the request. Do not call generate() from it.
 using TokenCallback = std::function<bool(std::string_view piece)>;
 
 // What the Engine resolved its configuration to.
@@ -222,7 +223,9 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Blocking generation (served by a worker like submit(); the callback runs on that worker).
+  // Blocking generation. When no other thread is driving the batch, the calling thread drives it
+  // (runs the forward steps, other requests' included) until its own request is done, saving the
+  // hand-over to the scheduler thread; otherwise it waits like submit().get().
   GenerateResult generate(const std::string& prompt, const GenerateOptions& options = {},
                           TokenCallback on_piece = {});
 
