@@ -5,33 +5,16 @@
 #include <cstdio>
 #include <set>
 
+#include "model/svg-util.h"
+
 namespace bitnet::bench {
 namespace {
 
+using svg::esc;
+using svg::fmt;
+using svg::kColors;
+
 constexpr double kWidth = 900, kPanelH = 280, kLeft = 90, kRight = 190, kTop = 90, kGap = 80;
-constexpr const char* kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
-                                   "#9467bd", "#8c564b", "#e377c2", "#17becf"};
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '<')
-      o += "&lt;";
-    else if (c == '>')
-      o += "&gt;";
-    else if (c == '&')
-      o += "&amp;";
-    else
-      o += c;
-  }
-  return o;
-}
 
 // Smallest m x 10^k at or above v (v > 0), m from a list of round leading digits (five grid
 // steps of the axis then stay readable: 6K -> 1.2K steps).

@@ -5,33 +5,16 @@
 #include <cstdio>
 #include <set>
 
+#include "model/svg-util.h"
+
 namespace bitnet::model {
 namespace {
 
+using svg::esc;
+using svg::fmt;
+using svg::kColors;
+
 constexpr double kWidth = 860, kPanelH = 300, kLeft = 80, kRight = 170, kTop = 40, kBottom = 50;
-constexpr const char* kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
-                                   "#9467bd", "#8c564b", "#e377c2", "#17becf"};
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '<')
-      o += "&lt;";
-    else if (c == '>')
-      o += "&gt;";
-    else if (c == '&')
-      o += "&amp;";
-    else
-      o += c;
-  }
-  return o;
-}
 
 // Smallest 1, 2 or 5 x 10^k at or above v (v > 0).
 double nice_ceiling(double v) {
