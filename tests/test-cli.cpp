@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "cli-runner.h"
+
 #include "formats/ggml-types.h"
 #include "formats/gguf.h"
 
@@ -38,68 +40,10 @@ fs::path reference_dir() {
                    << "directory";                                                            \
   } while (0)
 
-// A directory of its own under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "bitnet-test-cli-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-std::string read_all(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
-struct Result {
-  bool exited = false;  // false: killed by a signal (a crash)
-  int code = -1;
-  std::string out, err;
-};
-
-// Runs the bitnet binary with these arguments, stdout and stderr captured through files.
-Result run_bitnet(const std::vector<std::string>& args) {
-  const TempDir dir;
-  const std::string out_path = (dir.path() / "stdout").string();
-  const std::string err_path = (dir.path() / "stderr").string();
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0600);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0600);
-  std::vector<std::string> storage = {BITNET_CLI_PATH};
-  storage.insert(storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& s : storage) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, BITNET_CLI_PATH, &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw std::runtime_error(std::string("cannot start ") + BITNET_CLI_PATH);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw std::runtime_error("waitpid failed");
-  }
-  Result r;
-  r.exited = WIFEXITED(status);
-  r.code = r.exited ? WEXITSTATUS(status) : -1;
-  r.out = read_all(out_path);
-  r.err = read_all(err_path);
-  return r;
-}
+using bitnet::test::read_all;
+using bitnet::test::Result;
+using bitnet::test::run_bitnet;
+using bitnet::test::TempDir;
 
 constexpr const char* kFixtures[] = {
     "tiny-b158.f32.gguf",   "tiny-b158.f16.gguf",   "tiny-b158.i2_s.gguf",   "tiny-b158.tq2_0.gguf",
