@@ -38,21 +38,13 @@ BatchedSession::BatchedSession(const ModelWeights& weights, const BatchedOptions
   n_past_.assign(S, 0);
   active_.assign(S, 0);
   step_count_.assign(S, 0);
-  inv_freq_ = ops::rope_inv_freq(cfg_);
-  rope_cs_.assign(static_cast<size_t>(opt_.max_batch_tokens * cfg_.rope_dim), 0.0);
 
   const int64_t B = opt_.max_batch_tokens, E = cfg_.n_embd;
   item_slot_.assign(static_cast<size_t>(B), 0);
   item_pos_.assign(static_cast<size_t>(B), 0);
-  PlanOptions po;
-  po.max_rows = B;
-  po.quantize_activations = opt_.quantize_activations;
-  po.fused_norm_quant = opt_.fused_norm_quant;
-  plan_ = ExecutionPlan(cfg_, w_.layout(), po);
-  arena_ = ops::ActivationArena(plan_, pool.size());
+  st_ = ops::StepState(w_, B, opt_.quantize_activations, opt_.fused_norm_quant, pool.size());
   scratch_stride_ = (n_ctx_ + E + 15) / 16 * 16;
   thread_scratch_ = AlignedBuffer<float>(static_cast<size_t>(scratch_stride_ * pool.size()));
-  if (!opt_.quantize_activations) dense_ = ops::DenseLinears(w_);
 }
 
 int64_t BatchedSession::positions_stored() const {
@@ -66,8 +58,8 @@ int64_t BatchedSession::pages_for(int64_t positions) const {
 }
 
 size_t BatchedSession::activation_bytes() const {
-  size_t b = arena_.bytes() + thread_scratch_.size() * sizeof(float);
-  for (const auto& d : dense_.w) b += d.size();
+  size_t b = st_.arena.bytes() + thread_scratch_.size() * sizeof(float);
+  for (const auto& d : st_.dense.w) b += d.size();
   return b;
 }
 
@@ -131,8 +123,8 @@ void BatchedSession::attention(int64_t layer, int64_t n) {
       const int64_t t = i / cfg_.n_head, h = i % cfg_.n_head;
       const KvCache& kv = kv_[static_cast<size_t>(item_slot_[static_cast<size_t>(t)])];
       const int64_t pos = item_pos_[static_cast<size_t>(t)];
-      ops::attend_head(kt_, kv, layer, (h / group) * hd, arena_.buffers().qkv + t * ld + h * hd, hd,
-                       pos + 1, scale, scores, arena_.buffers().attn + t * E + h * hd);
+      ops::attend_head(kt_, kv, layer, (h / group) * hd, st_.arena.buffers().qkv + t * ld + h * hd,
+                       hd, pos + 1, scale, scores, st_.arena.buffers().attn + t * E + h * hd);
     }
   });
 }
@@ -194,17 +186,15 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
   {
     PerfScope s(mon_, PerfOp::Embed);
     for (int64_t t = 0; t < n; ++t) {
-      ops::embed_row(w_, items[static_cast<size_t>(t)].token, arena_.buffers().x + t * E);
+      ops::embed_row(w_, items[static_cast<size_t>(t)].token, st_.arena.buffers().x + t * E);
     }
   }
-  const ops::LayerBuffers& b = arena_.buffers();
-  std::optional<ops::Fusion> fused;
-  if (opt_.quantize_activations && opt_.fused_norm_quant) fused.emplace(pool_, kt_, arena_.q8());
+  const ops::LayerBuffers& b = st_.arena.buffers();
+  std::optional<ops::Fusion> fused = st_.fusion(pool_, kt_);
   {
     PerfScope s(mon_, PerfOp::RopeKv);
     for (int64_t t = 0; t < n; ++t) {
-      ops::rope_angles(inv_freq_, item_pos_[static_cast<size_t>(t)],
-                       rope_cs_.data() + t * cfg_.rope_dim);
+      st_.set_rope(t, item_pos_[static_cast<size_t>(t)]);
     }
   }
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
@@ -212,19 +202,19 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
         cfg_, w_.layers()[static_cast<size_t>(l)], n, b, mon_, fused ? &*fused : nullptr,
         [&](const PackedLinear& w, int k, const float* in, float* out) {
           if (opt_.quantize_activations) {
-            ops::bitlinear_q8(pool_, kt_, w, in, n, arena_.q8(), out);
+            ops::bitlinear_q8(pool_, kt_, w, in, n, st_.arena.q8(), out);
           } else {
-            ops::bitlinear_dense(pool_, w, dense_.w[static_cast<size_t>(4 * l + k)].data(), in, n,
-                                 out);
+            ops::bitlinear_dense(pool_, w, st_.dense.w[static_cast<size_t>(4 * l + k)].data(), in,
+                                 n, out);
           }
         },
         [&] {
           {
             PerfScope s(mon_, PerfOp::RopeKv);
             for (int64_t t = 0; t < n; ++t) {
-              float* row = arena_.buffers().qkv + t * ld_qkv;
+              float* row = st_.arena.buffers().qkv + t * ld_qkv;
               const auto ti = static_cast<size_t>(t);
-              ops::rope_qk_row(cfg_, rope_cs_.data() + t * cfg_.rope_dim, row);
+              ops::rope_qk_row(cfg_, st_.rope(t), row);
               kv_[static_cast<size_t>(item_slot_[ti])].store(l, item_pos_[ti], 1, row + E,
                                                              row + E + KV, ld_qkv);
             }
@@ -240,13 +230,13 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
       int64_t r = 0;
       for (int64_t t = 0; t < n; ++t) {
         if (!items[static_cast<size_t>(t)].wants_logits) continue;
-        ops::rmsnorm(arena_.buffers().x + t * E, w_.output_norm().data(), E, eps,
-                     arena_.buffers().h + r * E);
+        ops::rmsnorm(st_.arena.buffers().x + t * E, w_.output_norm().data(), E, eps,
+                     st_.arena.buffers().h + r * E);
         ++r;
       }
     }
     PerfScope s(mon_, PerfOp::LmHead);
-    ops::lm_head_rows(pool_, kt_, w_, arena_.buffers().h, n_logits, logits, cfg_.n_vocab,
+    ops::lm_head_rows(pool_, kt_, w_, st_.arena.buffers().h, n_logits, logits, cfg_.n_vocab,
                       thread_scratch_.data() + n_ctx_, scratch_stride_, opt_.quantize_activations);
   }
   for (size_t s = 0; s < step_count_.size(); ++s) n_past_[s] += step_count_[s];

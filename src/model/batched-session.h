@@ -88,7 +88,7 @@ class BatchedSession {
   int64_t pages_for(int64_t positions) const;
   // Bytes of the activation buffers and scratch (fixed at construction).
   size_t activation_bytes() const;
-  const ExecutionPlan& plan() const { return plan_; }
+  const ExecutionPlan& plan() const { return st_.plan; }
   // Times every operation of step() into m (null: off); each step() closes one series row.
   void set_monitor(PerfMonitor* m) { mon_ = m; }
 
@@ -110,14 +110,10 @@ class BatchedSession {
   std::vector<uint8_t> active_;      // [max_sequences]
   std::vector<int64_t> step_count_;  // [max_sequences] items per slot in the step being checked
   int64_t n_active_ = 0;
-  std::vector<double> inv_freq_;
-  std::vector<double> rope_cs_;  // [max_batch_tokens][rope_dim]: each item's cos/sin per step
   // Per item of the current step: its slot and position.
   std::vector<int32_t> item_slot_;
   std::vector<int64_t> item_pos_;
-  ExecutionPlan plan_;
-  ops::ActivationArena arena_;           // activations by liveness, laid out by plan_
-  ops::DenseLinears dense_;              // validation mode only
+  ops::StepState st_;                    // plan, activation arena, RoPE tables, dense weights
   AlignedBuffer<float> thread_scratch_;  // per thread: scores[n_ctx] + a dequantized output row
   int64_t scratch_stride_ = 0;
   PerfMonitor* mon_ = nullptr;

@@ -112,6 +112,20 @@ ActivationArena::ActivationArena(const ExecutionPlan& plan, int threads)
   q8_.max_k = plan.q8_row_bytes();
 }
 
+StepState::StepState(const ModelWeights& w, int64_t max_rows, bool quantize_activations,
+                     bool fused_norm_quant, int threads)
+    : inv_freq(rope_inv_freq(w.config())),
+      rope_cs(static_cast<size_t>(max_rows * w.config().rope_dim), 0.0),
+      rope_dim(w.config().rope_dim) {
+  PlanOptions po;
+  po.max_rows = max_rows;
+  po.quantize_activations = quantize_activations;
+  po.fused_norm_quant = fused_norm_quant;
+  plan = ExecutionPlan(w.config(), w.layout(), po);
+  arena = ActivationArena(plan, threads);
+  if (!quantize_activations) dense = DenseLinears(w);
+}
+
 void bitlinear_q8(ThreadPool& pool, const kernels::KernelTable& kt, const PackedLinear& w,
                   const float* in, int64_t n, Q8Scratch& q8, float* out) {
   const int64_t K = w.view.k, N = w.view.n;

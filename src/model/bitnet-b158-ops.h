@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "core/perf-monitor.h"
@@ -137,6 +138,33 @@ class ActivationArena {
   AlignedBuffer<float> rows_;
   LayerBuffers b_{};
   Q8Scratch q8_;
+};
+
+// What a session needs for its steps, built once from the model and its options, the same for
+// both sessions: the execution plan, the activation arena it lays out, the validation mode's
+// dense weights, and the RoPE tables (each row's cos/sin, filled once per step by set_rope and
+// shared by every head and layer).
+struct StepState {
+  StepState() = default;
+  StepState(const ModelWeights& w, int64_t max_rows, bool quantize_activations,
+            bool fused_norm_quant, int threads);
+
+  void set_rope(int64_t row, int64_t pos) {
+    rope_angles(inv_freq, pos, rope_cs.data() + row * rope_dim);
+  }
+  const double* rope(int64_t row) const { return rope_cs.data() + row * rope_dim; }
+  // The fused operations' context when the plan fuses, else nullopt (layer_forward unfused).
+  std::optional<Fusion> fusion(ThreadPool& pool, const kernels::KernelTable& kt) {
+    if (!plan.fused()) return std::nullopt;
+    return Fusion{pool, kt, arena.q8()};
+  }
+
+  ExecutionPlan plan;
+  ActivationArena arena;         // activations by liveness, laid out by plan
+  DenseLinears dense;            // validation mode only
+  std::vector<double> inv_freq;  // base^(-2i/rope_dim)
+  std::vector<double> rope_cs;   // [max_rows][rope_dim]
+  int64_t rope_dim = 0;
 };
 
 // One transformer layer over n rows: the graph of bitnet-b158.h, written once for both sessions.

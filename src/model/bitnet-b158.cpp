@@ -23,17 +23,9 @@ BitNetSession::BitNetSession(const ModelWeights& weights, const SessionOptions& 
       kv_(options.kv, cfg_.n_layer, n_ctx_, cfg_.n_embd_kv()) {
   if (opt_.max_batch < 1) throw std::invalid_argument("max_batch must be at least 1");
   const int64_t B = opt_.max_batch, E = cfg_.n_embd;
-  PlanOptions po;
-  po.max_rows = B;
-  po.quantize_activations = opt_.quantize_activations;
-  po.fused_norm_quant = opt_.fused_norm_quant;
-  plan_ = ExecutionPlan(cfg_, w_.layout(), po);
-  arena_ = ops::ActivationArena(plan_, pool.size());
+  st_ = ops::StepState(w_, B, opt_.quantize_activations, opt_.fused_norm_quant, pool.size());
   scratch_stride_ = (n_ctx_ + 2 * cfg_.head_dim + E + 15) / 16 * 16;
   thread_scratch_ = AlignedBuffer<float>(static_cast<size_t>(scratch_stride_ * pool.size()));
-  inv_freq_ = ops::rope_inv_freq(cfg_);
-  rope_cs_.assign(static_cast<size_t>(B * cfg_.rope_dim), 0.0);
-  if (!opt_.quantize_activations) dense_ = ops::DenseLinears(w_);
   if (opt_.split_fused_linears) {
     if (!opt_.quantize_activations || opt_.fused_norm_quant) {
       throw std::invalid_argument(
@@ -56,12 +48,12 @@ void BitNetSession::bitlinear(const PackedLinear& w, size_t dense_index, const f
     const int64_t* rows = dense_index % 4 == 0 ? qkv_rows : gate_up_rows;
     const int parts = dense_index % 4 == 0 ? 3 : 2;
     for (int i = 0; i < parts; ++i) {
-      ops::bitlinear_q8_rows(pool_, kt_, w, rows[i], rows[i + 1], in, n, arena_.q8(), out);
+      ops::bitlinear_q8_rows(pool_, kt_, w, rows[i], rows[i + 1], in, n, st_.arena.q8(), out);
     }
   } else if (opt_.quantize_activations) {
-    ops::bitlinear_q8(pool_, kt_, w, in, n, arena_.q8(), out);
+    ops::bitlinear_q8(pool_, kt_, w, in, n, st_.arena.q8(), out);
   } else {
-    ops::bitlinear_dense(pool_, w, dense_.w[dense_index].data(), in, n, out);
+    ops::bitlinear_dense(pool_, w, st_.dense.w[dense_index].data(), in, n, out);
   }
 }
 
@@ -75,9 +67,9 @@ void BitNetSession::attention(int64_t layer, int64_t n) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i / cfg_.n_head, h = i % cfg_.n_head;
       const int64_t kvh = h / group, pos = n_past_ + t;
-      const float* q = arena_.buffers().qkv + t * ld + h * hd;
+      const float* q = st_.arena.buffers().qkv + t * ld + h * hd;
       ops::attend_head(kt_, kv_, layer, kvh * hd, q, hd, pos + 1, scale, scores,
-                       arena_.buffers().attn + t * E + h * hd);
+                       st_.arena.buffers().attn + t * E + h * hd);
     }
   });
 }
@@ -113,15 +105,14 @@ void BitNetSession::eval_batch(const int32_t* tokens, int64_t n, float* logits, 
   const float eps = cfg_.rms_eps;
   {
     PerfScope s(mon_, PerfOp::Embed);
-    for (int64_t t = 0; t < n; ++t) ops::embed_row(w_, tokens[t], arena_.buffers().x + t * E);
+    for (int64_t t = 0; t < n; ++t) ops::embed_row(w_, tokens[t], st_.arena.buffers().x + t * E);
   }
-  const ops::LayerBuffers& b = arena_.buffers();
-  std::optional<ops::Fusion> fused;
-  if (opt_.quantize_activations && opt_.fused_norm_quant) fused.emplace(pool_, kt_, arena_.q8());
+  const ops::LayerBuffers& b = st_.arena.buffers();
+  std::optional<ops::Fusion> fused = st_.fusion(pool_, kt_);
   {
     PerfScope s(mon_, PerfOp::RopeKv);
     for (int64_t t = 0; t < n; ++t) {
-      ops::rope_angles(inv_freq_, n_past_ + t, rope_cs_.data() + t * cfg_.rope_dim);
+      st_.set_rope(t, n_past_ + t);
     }
   }
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
@@ -135,10 +126,9 @@ void BitNetSession::eval_batch(const int32_t* tokens, int64_t n, float* logits, 
           {
             PerfScope s(mon_, PerfOp::RopeKv);
             for (int64_t t = 0; t < n; ++t) {
-              ops::rope_qk_row(cfg_, rope_cs_.data() + t * cfg_.rope_dim,
-                               arena_.buffers().qkv + t * ld_qkv);
+              ops::rope_qk_row(cfg_, st_.rope(t), st_.arena.buffers().qkv + t * ld_qkv);
             }
-            kv_.store(l, n_past_, n, arena_.buffers().qkv + E, arena_.buffers().qkv + E + KV,
+            kv_.store(l, n_past_, n, st_.arena.buffers().qkv + E, st_.arena.buffers().qkv + E + KV,
                       ld_qkv);
           }
           PerfScope s(mon_, PerfOp::Attention);
@@ -150,12 +140,12 @@ void BitNetSession::eval_batch(const int32_t* tokens, int64_t n, float* logits, 
     {
       PerfScope s(mon_, PerfOp::Norm);
       for (int64_t t = first; t < n; ++t) {
-        ops::rmsnorm(arena_.buffers().x + t * E, w_.output_norm().data(), E, eps,
-                     arena_.buffers().h + (t - first) * E);
+        ops::rmsnorm(st_.arena.buffers().x + t * E, w_.output_norm().data(), E, eps,
+                     st_.arena.buffers().h + (t - first) * E);
       }
     }
     PerfScope s(mon_, PerfOp::LmHead);
-    ops::lm_head_rows(pool_, kt_, w_, arena_.buffers().h, n - first, logits, cfg_.n_vocab,
+    ops::lm_head_rows(pool_, kt_, w_, st_.arena.buffers().h, n - first, logits, cfg_.n_vocab,
                       thread_scratch_.data() + n_ctx_ + 2 * hd, scratch_stride_,
                       opt_.quantize_activations);
   }

@@ -58,7 +58,7 @@ class BitNetSession {
   int64_t n_vocab() const { return cfg_.n_vocab; }
   void reset() { n_past_ = 0; }
   const KvCache& kv_cache() const { return kv_; }
-  const ExecutionPlan& plan() const { return plan_; }
+  const ExecutionPlan& plan() const { return st_.plan; }
   // Times every operation of eval() into m (null: off); each eval() step closes one series row.
   void set_monitor(PerfMonitor* m) { mon_ = m; }
 
@@ -75,14 +75,9 @@ class BitNetSession {
   int64_t n_ctx_;
   int64_t n_past_ = 0;
   KvCache kv_;
-  std::vector<double> inv_freq_;  // rope: base^(-2i/rope_dim)
-  std::vector<double> rope_cs_;   // [max_batch][rope_dim]: each row's cos/sin, once per step
-  ExecutionPlan plan_;
-  ops::ActivationArena arena_;           // activations by liveness, laid out by plan_
+  ops::StepState st_;                    // plan, activation arena, RoPE tables, dense weights
   AlignedBuffer<float> thread_scratch_;  // per thread: scores[n_ctx] + k/v rows + embedding row
   int64_t scratch_stride_ = 0;
-  // Validation mode only: the linears unpacked to int8, in ModelWeights::linears() order.
-  ops::DenseLinears dense_;
   PerfMonitor* mon_ = nullptr;
 };
 
