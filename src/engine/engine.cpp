@@ -242,8 +242,7 @@ Engine::Impl::Impl(const std::string& path, const EngineConfig& cfg) : config(cf
   bo.quantize_activations = config.quantize_activations;
   bo.fused_norm_quant = config.fused_norm_quant && config.quantize_activations;
   const uint64_t page_bytes =
-      2 * static_cast<uint64_t>(mcfg.n_layer * bo.kv_page_size * mcfg.n_embd_kv()) *
-      (bo.kv == model::KvType::F16 ? 2u : 4u);
+      model::KvPagePool::page_bytes(bo.kv, mcfg.n_layer, mcfg.n_embd_kv(), bo.kv_page_size);
   const int64_t pages_per_request = (bo.n_ctx + bo.kv_page_size - 1) / bo.kv_page_size;
   bo.kv_pages = config.kv_cache_bytes > 0 ? static_cast<int64_t>(config.kv_cache_bytes / page_bytes)
                                           : pages_per_request * bo.max_sequences;

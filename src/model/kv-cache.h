@@ -36,9 +36,12 @@ class KvPagePool {
   int64_t row_dim() const { return row_dim_; }
   int64_t page_size() const { return page_size_; }
   int64_t n_pages() const { return n_pages_; }
-  size_t page_bytes() const {
-    return 2 * static_cast<size_t>(n_layer_ * page_size_ * row_dim_) * elem_;
+  // Bytes of one page (K and V) for these sizes: what a KV budget is divided by before a pool
+  // exists.
+  static size_t page_bytes(KvType type, int64_t n_layer, int64_t row_dim, int64_t page_size) {
+    return 2 * static_cast<size_t>(n_layer * page_size * row_dim) * (type == KvType::F16 ? 2 : 4);
   }
+  size_t page_bytes() const { return page_bytes(type_, n_layer_, row_dim_, page_size_); }
   size_t bytes() const { return page_bytes() * static_cast<size_t>(n_pages_); }  // K and V
   int64_t pages_in_use() const { return n_pages_ - static_cast<int64_t>(free_.size()); }
   int64_t peak_pages_in_use() const { return peak_; }
