@@ -1,7 +1,6 @@
 // bitnet run: generate text from a prompt, streaming tokens to stdout; timings on stderr.
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -9,10 +8,9 @@
 
 #include "cli/cli-common.h"
 #include "cli/commands.h"
+#include "cli/default-model.h"
 #include "core/perf-monitor.h"
 #include "model/chat-template.h"
-#include "model/dummy-model.h"
-#include "model/prepared-cache.h"
 #include "model/sampler.h"
 #include "model/tokenizer.h"
 
@@ -28,23 +26,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
-}
-
-// Without -m: a 2B4T-shaped model with random weights in the cache directory, made on first use.
-std::string default_model() {
-  const std::string path = model::default_cache_dir() + "/default-2b4t-random.gguf";
-  if (!std::filesystem::exists(path)) {
-    std::fprintf(stderr,
-                 "no -m given: generating the built-in default model, BitNet 2B4T shapes with "
-                 "RANDOM weights (about 1.2 GB, once), at %s\n",
-                 path.c_str());
-    std::filesystem::create_directories(model::default_cache_dir());
-    model::write_dummy_model(model::find_dummy_preset("2b4t"), model::DummyOptions{}, path);
-  }
-  std::fprintf(stderr,
-               "model: built-in default (2B4T shapes, random weights: the text is meaningless; the "
-               "speed is real)\n");
-  return path;
 }
 
 int cmd_run(int argc, char** argv) {
