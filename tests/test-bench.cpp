@@ -243,6 +243,26 @@ TEST(BenchResults, JsonRoundTrip) {
   }
 }
 
+TEST(BenchResults, SetupDifferencesNameWhatDiffers) {
+  const BenchReport r = fixed_report();
+  EXPECT_TRUE(setup_differences(r, r).empty());
+  BenchReport other = r;
+  other.model_name = "2b4t";
+  other.params.kv = KvType::F32;
+  other.machine.isa = "avx2";
+  const auto d = setup_differences(r, other);
+  ASSERT_EQ(d.size(), 3u);
+  EXPECT_EQ(d[0],
+            "model: tiny (1000 ternary parameters) now, 2b4t (1000 ternary parameters) in "
+            "the baseline");
+  EXPECT_EQ(d[1], "KV type: f16 now, f32 in the baseline");
+  EXPECT_EQ(d[2], "kernels: avx512 now, avx2 in the baseline");
+  BenchReport plan = r;
+  plan.params.fused_norm_quant = false;
+  ASSERT_EQ(setup_differences(r, plan).size(), 1u);
+  EXPECT_NE(setup_differences(r, plan)[0].find("execution plan"), std::string::npos);
+}
+
 TEST(BenchResults, CompareHistoryAndPlot) {
   const BenchReport r = fixed_report();
   const auto same = compare_reports(r, r);

@@ -104,6 +104,14 @@ struct EngineConfig {
   // The model cache to load through; null: ModelCache::global(). The Engine keeps what it needs
   // alive, so the ModelCache object may be destroyed before the Engine.
   ModelCache* model_cache = nullptr;
+  // The chat template for GenerateOptions::chat and render_chat(): "bitnet-2b4t", "llama3" or
+  // "plain"; empty: the model's (its tokenizer.chat_template when recognised, else chosen from
+  // its vocabulary; EngineInfo::chat_template_note says when that was a fallback).
+  std::string chat_template;
+  // Called while the constructor packs the ternary weights (not when they come from the model
+  // cache or the prepared cache): layers done of total, one call at a time, the last with
+  // done == total. For progress reports; what it throws is ignored.
+  std::function<void(int64_t done, int64_t total)> on_pack_progress;
 };
 
 // Cancels a request from any thread: shared by copies, so keep one and pass a copy in
@@ -134,6 +142,9 @@ struct GenerateOptions {
   std::vector<std::string> stop;
   // Wrap the prompt in the model's chat template as one user turn.
   bool chat = false;
+  // Never stop at an end-of-generation token: they are excluded from sampling (llama.cpp's
+  // --ignore-eos), so generation runs to max_tokens, a stop string or the context's end.
+  bool ignore_eos = false;
   CancelToken cancel;
 };
 
@@ -174,16 +185,26 @@ struct EngineInfo {
   std::string model_path;
   std::string architecture;  // e.g. "bitnet-b1.58"
   int64_t n_vocab = 0;
-  int64_t context_size = 0;  // positions per request
-  int threads = 0;           // compute threads of the forward step
+  int64_t context_size = 0;     // positions per request
+  int64_t trained_context = 0;  // the model's context length (context_length in the file)
+  int threads = 0;              // compute threads of the forward step
   int max_concurrent_requests = 0;
   int64_t max_batch_tokens = 0;
   uint64_t kv_cache_bytes = 0;  // the KV page pool
   int64_t kv_page_positions = 0;
   KvCacheType kv_type = KvCacheType::F16;
-  std::string layout;          // "t1" or "t2"
-  std::string kernels;         // instruction set of the active kernels, e.g. "avx2"
-  std::string weights_source;  // "packed", "prepared cache" or "prepared cache rebuilt"
+  std::string layout;              // "t1" or "t2"
+  std::string kernels;             // instruction set of the active kernels, e.g. "avx2"
+  std::string weights_source;      // "packed", "prepared cache" or "prepared cache rebuilt"
+  double load_seconds = 0;         // the load of the weights (an earlier Engine's, when shared)
+  std::string chat_template;       // the template in use, e.g. "bitnet-2b4t"
+  std::string chat_template_note;  // non-empty when the model's template was not recognised
+};
+
+// One message of a conversation: role "system", "user" or "assistant".
+struct ChatMessage {
+  std::string role;
+  std::string content;
 };
 
 // Memory in bytes. Weights are shared with other Engines on the same model (model-cache.h). The
@@ -236,6 +257,12 @@ class Engine {
   // The same with a completion callback instead of a future. Throws like submit() at once.
   void submit(const std::string& prompt, const GenerateOptions& options, TokenCallback on_piece,
               CompletionCallback on_done);
+
+  // The prompt text of a conversation in the Engine's chat template (EngineInfo::chat_template),
+  // ending with the opening of the assistant's turn when add_generation_prompt: pass it to
+  // generate()/submit() as the prompt (chat off). Throws bitnet::Error for an unknown role.
+  std::string render_chat(const std::vector<ChatMessage>& messages,
+                          bool add_generation_prompt = true) const;
 
   const EngineInfo& info() const;
   EngineStats stats() const;

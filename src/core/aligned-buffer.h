@@ -8,6 +8,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "core/memory.h"
+
 namespace bitnet {
 
 inline constexpr size_t kCacheLine = 64;
@@ -24,7 +26,7 @@ class AlignedBuffer {
     if (n == 0) return;
     const size_t bytes = (n * sizeof(T) + kCacheLine - 1) / kCacheLine * kCacheLine;
     data_ = static_cast<T*>(std::aligned_alloc(kCacheLine, bytes));
-    if (!data_) throw std::bad_alloc();
+    if (!data_) throw AllocationError("a buffer", bytes);
     std::memset(static_cast<void*>(data_), 0, bytes);
   }
   // Allocates n elements left uninitialized: for buffers always written before they are read (the
@@ -34,7 +36,7 @@ class AlignedBuffer {
     if (n == 0) return;
     const size_t bytes = (n * sizeof(T) + kCacheLine - 1) / kCacheLine * kCacheLine;
     data_ = static_cast<T*>(std::aligned_alloc(kCacheLine, bytes));
-    if (!data_) throw std::bad_alloc();
+    if (!data_) throw AllocationError("a buffer", bytes);
   }
   ~AlignedBuffer() { std::free(data_); }
   AlignedBuffer(AlignedBuffer&& o) noexcept

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "bitnet/engine.h"
+#include "core/memory.h"
 #include "core/perf-monitor.h"
 #include "core/thread-pool.h"
 #include "engine/generation.h"
@@ -21,6 +22,7 @@
 #include "kernels/ternary-matmul.h"
 #include "model/batched-session.h"
 #include "model/chat-template.h"
+#include "model/model-validate.h"
 
 namespace bitnet {
 namespace {
@@ -62,6 +64,8 @@ model::LoadOptions load_options(const EngineConfig& c) {
             : c.prepared_cache == PreparedCache::Off ? model::CacheMode::Off
                                                      : model::CacheMode::Auto;
   o.cache_dir = c.cache_dir;
+  o.threads = c.threads;
+  o.on_pack_progress = c.on_pack_progress;
   return o;
 }
 
@@ -218,19 +222,29 @@ Engine::Impl::Impl(const std::string& path, const EngineConfig& cfg) : config(cf
   cache = detail::ModelCacheAccess::impl(mc);
   try {
     weights = cache->cache.acquire(path, load_options(config));
-    tok.emplace(model::Tokenizer::from_gguf(weights->file()));
+    tok.emplace(model::load_model_tokenizer(weights->file(), weights->config()));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    // Messages from the loader name the file already; others get it in front.
+    const std::string msg = e.what();
+    throw Error(msg.rfind(path, 0) == 0 ? msg : "loading model " + path + ": " + msg);
   } catch (...) {
     rethrow_as_error("loading model " + path);
   }
   const model::ModelConfig& mcfg = weights->config();
-  if (tok->n_vocab() != mcfg.n_vocab) {
-    throw Error(path + ": the tokenizer has " + std::to_string(tok->n_vocab()) +
-                " tokens but the model's vocabulary is " + std::to_string(mcfg.n_vocab));
+  model::ChatTemplateChoice tmpl;
+  try {
+    tmpl = model::choose_chat_template(config.chat_template,
+                                       weights->file().find_string("tokenizer.chat_template"),
+                                       tok->find_token("<|eot_id|>").has_value(),
+                                       tok->find_token("<|start_header_id|>").has_value());
+  } catch (...) {
+    rethrow_as_error("EngineConfig::chat_template");
   }
-  chat_template =
-      model::detect_chat_template(weights->file().find_string("tokenizer.chat_template"),
-                                  tok->find_token("<|eot_id|>").has_value(),
-                                  tok->find_token("<|start_header_id|>").has_value());
+  chat_template = tmpl.tmpl;
+  info.chat_template = model::chat_template_name(tmpl.tmpl);
+  info.chat_template_note = tmpl.note;
 
   const int hw = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   model::BatchedOptions& bo = batch_options;
@@ -251,11 +265,23 @@ Engine::Impl::Impl(const std::string& path, const EngineConfig& cfg) : config(cf
                 ") is less than one KV page of " + std::to_string(bo.kv_page_size) +
                 " positions (" + std::to_string(page_bytes) + " bytes for this model)");
   }
+  // The pool is allocated with the first request; a budget this machine cannot hold is refused
+  // now, with the numbers, rather than failing then.
+  try {
+    check_fits_in_memory(page_bytes * static_cast<uint64_t>(bo.kv_pages),
+                         "the KV cache (" + std::to_string(bo.kv_pages) + " pages of " +
+                             std::to_string(bo.kv_page_size) + " positions: context_size " +
+                             std::to_string(bo.n_ctx) + " x max_concurrent_requests " +
+                             std::to_string(bo.max_sequences) + ", or kv_cache_bytes)");
+  } catch (...) {
+    rethrow_as_error("EngineConfig");
+  }
 
   info.model_path = path;
   info.architecture = model::arch_name(mcfg.arch);
   info.n_vocab = mcfg.n_vocab;
   info.context_size = bo.n_ctx;
+  info.trained_context = mcfg.n_ctx_train;
   info.threads = config.threads > 0 ? config.threads : hw;
   info.max_concurrent_requests = config.max_concurrent_requests;
   info.max_batch_tokens = bo.max_batch_tokens;
@@ -265,6 +291,7 @@ Engine::Impl::Impl(const std::string& path, const EngineConfig& cfg) : config(cf
   info.layout = kernels::layout_name(weights->layout());
   info.kernels = kernels::isa_name(kernels::active_kernels().isa);
   info.weights_source = source_name(weights->report().source);
+  info.load_seconds = weights->report().seconds;
   weights_bytes = engine::weights_bytes(*weights);
 
   items.reserve(static_cast<size_t>(bo.max_batch_tokens));
@@ -308,7 +335,10 @@ std::unique_ptr<engine::Request> Engine::Impl::make_request(const std::string& p
     model::Sampler check(sp, tok->n_vocab());  // validates the parameters
     const std::string text =
         options.chat ? model::apply_chat_template(chat_template, {{"user", prompt}}, true) : prompt;
+    const int64_t t0 = perf_ticks();
     request->prompt = tok->encode(text, true, true);
+    std::lock_guard stats_lock(stats_mu);
+    monitor.add(PerfOp::Tokenize, perf_ticks() - t0);
   } catch (...) {
     rethrow_as_error("GenerateOptions");
   }
@@ -400,21 +430,35 @@ void Engine::Impl::fail(Running& r, std::exception_ptr error) {
 // Cancelled queued requests complete at once without a slot.
 void Engine::Impl::admit(std::vector<std::unique_ptr<Running>>& running) {
   for (;;) {
-    std::unique_ptr<engine::Request> request;
+    std::unique_ptr<engine::Request> request;  // leaves the queue without a slot
+    std::exception_ptr failed;                 // ... and fails with this, else is cancelled
     {
       std::lock_guard lock(mu);
       if (queue.empty()) return;
+      auto pop = [&] {
+        std::unique_ptr<engine::Request> front = std::move(queue.front());
+        queue.pop_front();
+        queued.fetch_sub(1, std::memory_order_relaxed);
+        return front;
+      };
       engine::Request& front = *queue.front();
       const bool cancelled = front.options.cancel.cancelled() || shutdown.load();
-      if (!cancelled) {
-        if (static_cast<int64_t>(running.size()) >= batch_options.max_sequences) return;
-        if (!session) {
-          std::lock_guard stats_lock(stats_mu);
+      if (!cancelled && static_cast<int64_t>(running.size()) >= batch_options.max_sequences) return;
+      if (!cancelled && !session) {
+        std::lock_guard stats_lock(stats_mu);
+        try {
           pool = std::make_unique<ThreadPool>(info.threads);
           session = std::make_unique<model::BatchedSession>(*weights, batch_options, *pool);
           session->set_monitor(&monitor);
           logits.resize(static_cast<size_t>(batch_options.max_sequences * info.n_vocab));
+        } catch (...) {  // out of memory: this request fails, the next one tries again
+          session.reset();
+          failed = as_error(std::current_exception(), "allocating the batched session");
         }
+      }
+      if (cancelled || failed) {
+        request = pop();
+      } else {
         const int64_t worst =
             std::min(static_cast<int64_t>(front.prompt.size()) + front.options.max_tokens,
                      batch_options.n_ctx);
@@ -423,16 +467,14 @@ void Engine::Impl::admit(std::vector<std::unique_ptr<Running>>& running) {
         if (slot < 0) return;  // waits for pages (FIFO: nothing behind it overtakes)
         auto r = std::make_unique<Running>();
         r->slot = slot;
-        r->request = std::move(queue.front());
-        queue.pop_front();
-        queued.fetch_sub(1, std::memory_order_relaxed);
+        r->request = pop();
         running.push_back(std::move(r));
         running_n.fetch_add(1);
-      } else {
-        request = std::move(queue.front());
-        queue.pop_front();
-        queued.fetch_sub(1, std::memory_order_relaxed);
       }
+    }
+    if (failed) {
+      deliver(*request, nullptr, failed);
+      continue;
     }
     if (request) {  // cancelled while queued
       try {
@@ -528,8 +570,10 @@ void Engine::Impl::run_step(std::vector<std::unique_ptr<Running>>& running) {
       const std::optional<int32_t> next = r.gen->accept(
           logits.data() + row * static_cast<size_t>(info.n_vocab), session->n_past(r.slot));
       {
+        const int64_t detok = r.gen->detokenize_ticks();
         std::lock_guard stats_lock(stats_mu);
-        monitor.add(PerfOp::Sampling, perf_ticks() - t0);
+        monitor.add(PerfOp::Sampling, perf_ticks() - t0 - detok);
+        monitor.add(PerfOp::Detokenize, detok);
       }
       if (next) {
         r.next = *next;
@@ -633,6 +677,18 @@ void Engine::submit(const std::string& prompt, const GenerateOptions& options,
   auto request = impl_->make_request(prompt, options, std::move(on_piece));
   request->on_done = std::move(on_done);
   impl_->enqueue(std::move(request));
+}
+
+std::string Engine::render_chat(const std::vector<ChatMessage>& messages,
+                                bool add_generation_prompt) const {
+  std::vector<model::ChatMessage> m;
+  m.reserve(messages.size());
+  for (const ChatMessage& x : messages) m.push_back({x.role, x.content});
+  try {
+    return model::apply_chat_template(impl_->chat_template, m, add_generation_prompt);
+  } catch (...) {
+    rethrow_as_error("render_chat");
+  }
 }
 
 const EngineInfo& Engine::info() const {

@@ -56,12 +56,16 @@ class Generation {
 
   void prompt_started() { t_start_ = Clock::now(); }
   void prompt_done() { t_prompt_ = Clock::now(); }
-  // logits: [n_vocab] for the last evaluated position; n_past: positions now in the KV cache.
-  // May call the request's callback; what it throws leaves as CallbackError.
-  std::optional<int32_t> accept(const float* logits, int64_t n_past);
+  // logits: [n_vocab] for the last evaluated position (with ignore_eos, the end-of-generation
+  // tokens' logits are set to -inf in place); n_past: positions now in the KV cache. May call the
+  // request's callback; what it throws leaves as CallbackError. Throws bitnet::Error when a logit
+  // is NaN or infinite (the model's arithmetic overflowed), naming the position.
+  std::optional<int32_t> accept(float* logits, int64_t n_past);
   // Ends the request: the result for its future. reason is only used when accept() has not
   // already stopped it (cancellation before the prompt). May call the callback (held-back text).
   GenerateResult finish(std::optional<StopReason> reason = std::nullopt);
+  // Time-stamp-counter ticks (core/perf-monitor.h) the last accept() spent detokenizing.
+  int64_t detokenize_ticks() const { return detok_ticks_; }
 
  private:
   void emit(std::string_view piece);
@@ -77,6 +81,7 @@ class Generation {
   GenerateResult result_;
   std::optional<StopReason> stopped_;
   bool callback_refused_ = false;
+  int64_t detok_ticks_ = 0;
   Clock::time_point t_start_, t_prompt_, t_first_;
 };
 

@@ -8,7 +8,8 @@
 namespace bitnet::engine {
 namespace {
 
-// Everything in LoadOptions changes what is loaded or where it comes from, so all of it is keyed.
+// Everything in LoadOptions but the load-time thread count changes what is loaded or where it
+// comes from, so all of that is keyed.
 std::string cache_key(const std::string& canonical, const model::LoadOptions& o) {
   std::string key = canonical;
   key += "\nlayout=";

@@ -29,6 +29,34 @@ std::vector<TestComparison> compare_reports(const BenchReport& current, const Be
   return out;
 }
 
+std::vector<std::string> setup_differences(const BenchReport& a, const BenchReport& b) {
+  std::vector<std::string> out;
+  auto differ = [&](const std::string& what, const std::string& now, const std::string& base) {
+    if (now != base) out.push_back(what + ": " + now + " now, " + base + " in the baseline");
+  };
+  const auto model_id = [](const BenchReport& r) {
+    return (r.model_name.empty() ? r.model_path : r.model_name) + " (" +
+           std::to_string(r.ternary_params) + " ternary parameters)";
+  };
+  differ("model", model_id(a), model_id(b));
+  const auto kv = [](const BenchParams& p) { return p.kv == KvType::F16 ? "f16" : "f32"; };
+  differ("KV type", kv(a.params), kv(b.params));
+  differ("kernels", a.machine.isa, b.machine.isa);
+  differ("weight layout", a.machine.layout, b.machine.layout);
+  differ("CPU", a.machine.cpu, b.machine.cpu);
+  const auto plan = [](const BenchParams& p) {
+    return std::string(p.split_fused_linears ? "split linears"
+                       : p.fused_norm_quant  ? "all fusions"
+                                             : "norm fusions off");
+  };
+  differ("execution plan", plan(a.params), plan(b.params));
+  differ("prefill chunk (-b)", std::to_string(a.params.max_batch),
+         std::to_string(b.params.max_batch));
+  differ("tg prompt (--gen-prompt)", std::to_string(a.params.gen_prompt),
+         std::to_string(b.params.gen_prompt));
+  return out;
+}
+
 bool any_regression(const std::vector<TestComparison>& comparisons) {
   return std::any_of(comparisons.begin(), comparisons.end(), [](const TestComparison& c) {
     return c.in_baseline && c.check.verdict == Verdict::Regression;

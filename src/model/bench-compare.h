@@ -22,6 +22,13 @@ std::vector<TestComparison> compare_reports(const BenchReport& current, const Be
                                             double tolerance = 0.05, double alpha = 0.05);
 bool any_regression(const std::vector<TestComparison>& comparisons);
 
+// What differs between the setups of two runs, so that a comparison of their speeds would not
+// compare like with like: the model (name, or path and size), the KV type, the kernels, the
+// weight layout, the CPU, the execution-plan switches, the prefill chunk and the tg prompt
+// length. Each entry reads "KV type: f16 now, f32 in the baseline". Empty: comparable. Thread
+// counts are part of each test's name, so tests with other counts simply do not pair up.
+std::vector<std::string> setup_differences(const BenchReport& current, const BenchReport& baseline);
+
 // History directory: one file per run, bench-<UTC timestamp>.json (a --json result), so a
 // directory listing sorted by name is in time order. Returns the path written; a second run in the
 // same second gets a _002, _003... suffix. Creates the directory.

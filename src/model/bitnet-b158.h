@@ -14,6 +14,7 @@
 // ../shared/reference (llamacpp-f32) is compared against at 1e-3.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -57,6 +58,8 @@ class BitNetSession {
   int64_t n_ctx() const { return n_ctx_; }
   int64_t n_vocab() const { return cfg_.n_vocab; }
   void reset() { n_past_ = 0; }
+  // Forgets the positions from n on (keeps the first min(n, n_past()) in the cache).
+  void truncate(int64_t n) { n_past_ = std::min(n_past_, std::max<int64_t>(n, 0)); }
   const KvCache& kv_cache() const { return kv_; }
   const ExecutionPlan& plan() const { return st_.plan; }
   // Times every operation of eval() into m (null: off); each eval() step closes one series row.

@@ -98,22 +98,48 @@ std::optional<ChatTemplate> chat_template_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<ChatTemplate> recognise_chat_template(std::string_view t) {
+  // A bare template name, as llama.cpp also accepts in place of Jinja text.
+  if (const auto named = chat_template_from_name(trim(t))) return *named;
+  // The same distinctive substrings llama.cpp's llm_chat_detect_template uses for Llama 3.
+  if (contains(t, "<|start_header_id|>") && contains(t, "<|end_header_id|>"))
+    return ChatTemplate::Llama3;
+  // BitNet 2B4T's template spells the generation prompt 'Assistant: ' and ends turns with
+  // <|eot_id|>; the user label may be written out ("User: ") or built by `role | capitalize`.
+  if (contains(t, "Assistant: ") && contains(t, "<|eot_id|>")) return ChatTemplate::BitNet2B4T;
+  return std::nullopt;
+}
+
 ChatTemplate detect_chat_template(const std::optional<std::string>& jinja, bool vocab_has_eot,
                                   bool vocab_has_header_tokens) {
   if (jinja && !jinja->empty()) {
-    const std::string_view t = *jinja;
-    // A bare template name, as llama.cpp also accepts in place of Jinja text.
-    if (const auto named = chat_template_from_name(trim(t))) return *named;
-    // The same distinctive substrings llama.cpp's llm_chat_detect_template uses for Llama 3.
-    if (contains(t, "<|start_header_id|>") && contains(t, "<|end_header_id|>"))
-      return ChatTemplate::Llama3;
-    // BitNet 2B4T's template spells the generation prompt 'Assistant: ' and ends turns with
-    // <|eot_id|>; the user label may be written out ("User: ") or built by `role | capitalize`.
-    if (contains(t, "Assistant: ") && contains(t, "<|eot_id|>")) return ChatTemplate::BitNet2B4T;
+    if (const auto known = recognise_chat_template(*jinja)) return *known;
   }
   if (vocab_has_eot) return ChatTemplate::BitNet2B4T;
   if (vocab_has_header_tokens) return ChatTemplate::Llama3;
   return ChatTemplate::Plain;
+}
+
+ChatTemplateChoice choose_chat_template(std::string_view forced,
+                                        const std::optional<std::string>& jinja, bool vocab_has_eot,
+                                        bool vocab_has_header_tokens) {
+  ChatTemplateChoice c;
+  if (!forced.empty()) {
+    const auto named = chat_template_from_name(forced);
+    if (!named) {
+      throw std::invalid_argument("unknown chat template '" + std::string(forced) +
+                                  "' (known: " + kChatTemplateNames + ")");
+    }
+    c.tmpl = *named;
+    return c;
+  }
+  c.tmpl = detect_chat_template(jinja, vocab_has_eot, vocab_has_header_tokens);
+  if (jinja && !jinja->empty() && !recognise_chat_template(*jinja)) {
+    c.note = std::string("the model's tokenizer.chat_template is not a format this build knows (") +
+             kChatTemplateNames + "); using " + chat_template_name(c.tmpl) +
+             ", chosen from the vocabulary";
+  }
+  return c;
 }
 
 std::string apply_chat_template(ChatTemplate tmpl, const std::vector<ChatMessage>& messages,

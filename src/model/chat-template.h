@@ -33,6 +33,20 @@ inline constexpr const char* kChatTemplateNames = "bitnet-2b4t, llama3, plain";
 ChatTemplate detect_chat_template(const std::optional<std::string>& jinja, bool vocab_has_eot,
                                   bool vocab_has_header_tokens);
 
+// The known format a tokenizer.chat_template text (or a bare name) is, or nullopt.
+std::optional<ChatTemplate> recognise_chat_template(std::string_view jinja);
+
+// The template to use: `forced` (a name as chat_template_name spells it) when not empty, else
+// detect_chat_template. `note` says when the choice is a fallback the user should know about (the
+// file's template is not one this build knows). Throws std::invalid_argument for an unknown name.
+struct ChatTemplateChoice {
+  ChatTemplate tmpl = ChatTemplate::Plain;
+  std::string note;
+};
+ChatTemplateChoice choose_chat_template(std::string_view forced,
+                                        const std::optional<std::string>& jinja, bool vocab_has_eot,
+                                        bool vocab_has_header_tokens);
+
 // The prompt text for `messages`; with add_generation_prompt it ends with the opening of an
 // assistant turn for the model to complete. The text holds special tokens (<|eot_id|>, ...) as
 // text: tokenize it with special-token parsing on. It never starts with BOS: see

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/fp16.h"
+#include "core/memory.h"
 
 namespace bitnet::model {
 
@@ -28,6 +29,11 @@ KvPagePool::KvPagePool(KvType type, int64_t n_layer, int64_t row_dim, int64_t pa
   // Uninitialized: a row is always stored before it is read, and pages never touched (a large
   // budget, short requests) then take no resident memory.
   const size_t half = page_bytes() / 2 * static_cast<size_t>(n_pages);
+  check_fits_in_memory(2 * static_cast<uint64_t>(half),
+                       "the KV cache (" + std::to_string(n_pages) + " pages of " +
+                           std::to_string(page_size) + " positions, " + std::to_string(n_layer) +
+                           " layers of " + std::to_string(row_dim) +
+                           " keys and values); use a smaller context");
   k_ = AlignedBuffer<uint8_t>(half, AlignedBuffer<uint8_t>::Uninitialized{});
   v_ = AlignedBuffer<uint8_t>(half, AlignedBuffer<uint8_t>::Uninitialized{});
   free_.reserve(static_cast<size_t>(n_pages));

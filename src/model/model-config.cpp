@@ -1,6 +1,8 @@
 #include "model/model-config.h"
 
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <stdexcept>
 
@@ -54,6 +56,12 @@ bool is_embedding_type(uint32_t t) {
          t == static_cast<uint32_t>(GgmlType::Q6_K);
 }
 
+std::string float_text(float v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v));
+  return buf;
+}
+
 std::string dims_text(const std::vector<int64_t>& d) {
   std::string s = "[";
   for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
@@ -100,10 +108,25 @@ ModelConfig read_model_config(const GgufFile& f) {
   const std::string p = *arch + ".";
   c.n_embd = need_int(f, p + "embedding_length");
   c.n_layer = need_int(f, p + "block_count");
+  // Every layer has at least 9 tensors (norms, q, k, v, output, gate, up, down): a block count the
+  // file cannot hold is refused here, before anything is sized by it. (A file without tensors is
+  // metadata only: validate_tensors says so in one line.)
+  constexpr int64_t kMinTensorsPerLayer = 9;
+  const auto n_tensors = static_cast<int64_t>(f.tensors().size());
+  if (n_tensors > 0 && c.n_layer > n_tensors / kMinTensorsPerLayer) {
+    fail(f, "metadata key '" + p + "block_count' is " + std::to_string(c.n_layer) +
+                " but the file holds only " + std::to_string(n_tensors) +
+                " tensors (each layer needs at least " + std::to_string(kMinTensorsPerLayer) + ")");
+  }
   c.n_head = need_int(f, p + "attention.head_count");
   c.n_head_kv = find_int(f, p + "attention.head_count_kv").value_or(c.n_head);
   c.n_ff = need_int(f, p + "feed_forward_length");
   c.n_ctx_train = need_int(f, p + "context_length");
+  if (c.n_ctx_train > kMaxContextLength) {
+    fail(f, "metadata key '" + p + "context_length' is " + std::to_string(c.n_ctx_train) +
+                ", above the " + std::to_string(kMaxContextLength) +
+                " positions this build supports");
+  }
   if (c.n_embd % c.n_head != 0) {
     fail(f, p + "embedding_length " + std::to_string(c.n_embd) +
                 " is not a multiple of attention.head_count " + std::to_string(c.n_head));
@@ -127,13 +150,18 @@ ModelConfig read_model_config(const GgufFile& f) {
   if ((scaling && *scaling != "none" && *scaling != "linear") ||
       (factor && *factor != 1.0f && *factor != 0.0f) || f.find_tensor("rope_freqs.weight")) {
     fail(f, "scaled RoPE (" + p + "rope.scaling.type " + (scaling ? *scaling : "absent") +
-                ", factor " + (factor ? std::to_string(*factor) : "absent") +
+                ", factor " + (factor ? float_text(*factor) : "absent") +
                 (f.find_tensor("rope_freqs.weight") ? ", tensor rope_freqs.weight" : "") +
                 ") is not supported: plain RoPE only");
   }
   c.rms_eps = find_float(f, p + "attention.layer_norm_rms_epsilon").value_or(1e-5f);
-  if (!(c.rms_eps > 0.0f) || !(c.rope_freq_base > 0.0f)) {
-    fail(f, "rope.freq_base and attention.layer_norm_rms_epsilon must be positive");
+  if (!(std::isfinite(c.rope_freq_base) && c.rope_freq_base > 0.0f)) {
+    fail(f, "metadata key '" + p + "rope.freq_base' must be finite and positive, found " +
+                float_text(c.rope_freq_base));
+  }
+  if (!(std::isfinite(c.rms_eps) && c.rms_eps > 0.0f)) {
+    fail(f, "metadata key '" + p + "attention.layer_norm_rms_epsilon' must be finite and " +
+                "positive, found " + float_text(c.rms_eps));
   }
   const formats::GgufTensorInfo* embd = f.find_tensor("token_embd.weight");
   if (const auto vocab = find_int(f, p + "vocab_size")) {
@@ -201,6 +229,11 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
 
 std::vector<std::string> validate_tensors(const ModelConfig& c, const GgufFile& f) {
   std::vector<std::string> problems;
+  if (f.tensors().empty()) {
+    problems.push_back(
+        "holds no tensors (a vocabulary-only GGUF?): not a model this build can run");
+    return problems;
+  }
   const auto specs = expected_tensors(c);
   for (const TensorSpec& s : specs) {
     const formats::GgufTensorInfo* t = f.find_tensor(s.name);

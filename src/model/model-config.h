@@ -31,6 +31,10 @@ const char* arch_name(Arch arch);  // the name written to general.architecture
 std::optional<Arch> arch_from_name(std::string_view name);
 inline constexpr const char* kKnownArchNames = "bitnet-b1.58, bitnet-25, bitnet, llama (ternary)";
 
+// The longest context_length accepted (2^24 positions; real BitNet models have 4096): a larger
+// value is a corrupt header, refused before any buffer is sized by it.
+inline constexpr int64_t kMaxContextLength = int64_t{1} << 24;
+
 struct ModelConfig {
   Arch arch = Arch::BitNetB158;
   std::string arch_key;     // prefix of the metadata keys as found in the file ("bitnet-25")

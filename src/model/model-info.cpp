@@ -11,13 +11,16 @@
 //   bytes_per_token (null without a config), valid, problems
 #include "model/model-info.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <map>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 #include "formats/ggml-types.h"
+#include "model/model-validate.h"
 
 namespace bitnet::model {
 namespace {
@@ -216,7 +219,23 @@ ModelInfo gather_model_info(const GgufFile& f) {
   if (info.config) {
     info.n_ternary_parameters = ternary_params;
     info.bytes_per_token = bytes_per_token(*info.config, f);
-    for (std::string& p : validate_tensors(*info.config, f)) info.problems.push_back(std::move(p));
+    const auto structure = validate_tensors(*info.config, f);
+    for (const std::string& p : structure) info.problems.push_back(p);
+    // The checks the engine makes when it loads the file, so that "valid" means it runs: every
+    // value (ternary linears decoded as the loader decodes them) and the tokenizer.
+    if (structure.empty()) {
+      ThreadPool pool(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+      for (std::string& p : validate_tensor_values(*info.config, f, ValueCheck::All, &pool)) {
+        info.problems.push_back(std::move(p));
+      }
+    }
+    try {
+      (void)load_model_tokenizer(f, *info.config);
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      if (msg.rfind(f.path() + ": ", 0) == 0) msg.erase(0, f.path().size() + 2);
+      info.problems.push_back("tokenizer: " + msg);
+    }
   }
   return info;
 }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -11,6 +12,7 @@
 #include "formats/ggml-types.h"
 #include "formats/tensor-codec.h"
 #include "model/hf-convert.h"
+#include "model/model-validate.h"
 #include "model/prepared-cache.h"
 
 namespace bitnet::model {
@@ -84,11 +86,12 @@ std::vector<const PackedLinear*> ModelWeights::linears() const {
   return out;
 }
 
-void ModelWeights::pack_all(const LoadOptions&) {
+void ModelWeights::pack_all(ThreadPool& pool, const LoadOptions& options) {
   const int64_t n_layer = config_.n_layer;
-  // Layers are independent: pack them on all cores (each task holds one fused matrix of int8
+  std::mutex progress_mu;
+  int64_t layers_done = 0;
+  // Layers are independent: pack them in parallel (each task holds one fused matrix of int8
   // codes at a time, at most 2 * n_ff * n_embd bytes).
-  ThreadPool pool(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   std::vector<std::string> errors(static_cast<size_t>(n_layer));
   pool.parallel_for(n_layer, [&](int64_t l0, int64_t l1, int) {
     for (int64_t l = l0; l < l1; ++l) {
@@ -103,6 +106,13 @@ void ModelWeights::pack_all(const LoadOptions&) {
         set_owned(L.down, b + "ffn_down", pack_fused(file_, {b + "ffn_down"}, layout_));
       } catch (const std::exception& e) {
         errors[static_cast<size_t>(l)] = e.what();  // tasks must not throw: rethrown below
+      }
+      if (options.on_pack_progress) {
+        std::lock_guard lock(progress_mu);
+        try {
+          options.on_pack_progress(++layers_done, n_layer);
+        } catch (...) {  // a progress report must not stop the load
+        }
       }
     }
   });
@@ -127,11 +137,14 @@ std::unique_ptr<ModelWeights> ModelWeights::load(const std::string& model_path,
   std::unique_ptr<ModelWeights> m(new ModelWeights(GgufFile::open(path, open_options)));
   m->config_ = read_model_config(m->file_);
   const auto problems = validate_tensors(m->config_, m->file_);
-  if (!problems.empty()) {
-    std::string msg = path + ": not a valid " + m->config_.arch_key + " model:";
-    for (const auto& p : problems) msg += "\n  " + p;
-    throw std::invalid_argument(msg);
-  }
+  const std::string what = "not a valid " + m->config_.arch_key + " model";
+  if (!problems.empty()) throw std::invalid_argument(problems_message(path, what, problems));
+  // Load-time work (value checks, packing) runs on options.threads (0: all cores).
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  ThreadPool pool(options.threads > 0 ? options.threads : static_cast<int>(hw));
+  const auto bad_values =
+      validate_tensor_values(m->config_, m->file_, ValueCheck::NonTernary, &pool);
+  if (!bad_values.empty()) throw std::invalid_argument(problems_message(path, what, bad_values));
   const kernels::KernelTable& kt = kernels::active_kernels();
   m->layout_ = options.layout ? *options.layout
                               : (kt.isa == kernels::Isa::Avx512 ? kernels::TernaryLayout::T1
@@ -199,7 +212,7 @@ std::unique_ptr<ModelWeights> ModelWeights::load(const std::string& model_path,
     }
     rep.cache_reason = why;
   }
-  m->pack_all(options);
+  m->pack_all(pool, options);
   rep.packed_bytes = packed;
   if (use_cache) {
     std::vector<PreparedMatrix> mats;

@@ -11,11 +11,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/thread-pool.h"
 #include "formats/gguf.h"
 #include "kernels/ternary-matmul.h"
 #include "model/model-config.h"
@@ -59,6 +61,11 @@ struct LoadOptions {
   std::string cache_dir;  // empty: $BITNET_CACHE_DIR, else $XDG_CACHE_HOME/bitnet-cxx, else
                           // ~/.cache/bitnet-cxx
   size_t mmap_threshold = formats::MappedFile::kDefaultMmapThreshold;
+  // Threads for the load-time work (value checks, packing); 0: all hardware threads.
+  int threads = 0;
+  // Called while ternary weights are packed (not on a prepared-cache hit): layers done of total,
+  // from one thread at a time, the last call with done == total.
+  std::function<void(int64_t done, int64_t total)> on_pack_progress;
 };
 
 // How the last load went (for the CLI, tests and load-time measurements).
@@ -95,7 +102,7 @@ class ModelWeights {
 
  private:
   ModelWeights(formats::GgufFile file) : file_(std::move(file)) {}
-  void pack_all(const LoadOptions& options);
+  void pack_all(ThreadPool& pool, const LoadOptions& options);
   friend class PreparedCacheAccess;
 
   formats::GgufFile file_;

@@ -18,9 +18,12 @@ void check(bool ok, const char* what) {
   std::abort();
 }
 
+// Named as the user sets it (GenerateOptions, the CLI flags), the value printed as given.
 [[noreturn]] void bad_param(const char* name, const char* expected, double got) {
-  throw std::invalid_argument(std::string("SamplerParams.") + name + " must be " + expected +
-                              ", got " + std::to_string(got));
+  char value[32];
+  std::snprintf(value, sizeof value, "%g", got);
+  throw std::invalid_argument(std::string("sampling option ") + name + " must be " + expected +
+                              ", found " + value);
 }
 
 void validate(const SamplerParams& p, int32_t n_vocab) {

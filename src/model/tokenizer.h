@@ -72,6 +72,7 @@ class Tokenizer {
   // End of generation: eos, eot, eom and the control tokens llama.cpp treats as such by text
   // ("<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", ...).
   bool is_eog(TokenId id) const;
+  std::span<const TokenId> eog_tokens() const { return eog_; }  // ascending
   bool is_control(TokenId id) const;
 
   TokenizerKind kind() const { return kind_; }
