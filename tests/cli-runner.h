@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -48,18 +50,24 @@ inline std::string read_all(const std::filesystem::path& p) {
 #ifdef BITNET_CLI_PATH
 
 struct Result {
-  bool exited = false;  // false: killed by a signal (a crash)
+  bool exited = false;  // false: killed by a signal (a crash) or by the timeout
+  bool timed_out = false;
   int code = -1;
   std::string out, err;
 };
 
-// Runs the bitnet binary with these arguments, stdout and stderr captured through files.
-inline Result run_bitnet(const std::vector<std::string>& args) {
+// Runs the bitnet binary with these arguments, stdout and stderr captured through files. A run
+// longer than timeout_s seconds is killed (exited false, timed_out true): a hang fails the test
+// instead of stalling it.
+// stdin_path: a file for standard input (default: /dev/null, so nothing waits for a terminal).
+inline Result run_bitnet(const std::vector<std::string>& args, double timeout_s = 300,
+                         const std::string& stdin_path = "/dev/null") {
   const TempDir dir("bitnet-run");
   const std::string out_path = (dir.path() / "stdout").string();
   const std::string err_path = (dir.path() / "stderr").string();
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0600);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
@@ -74,11 +82,22 @@ inline Result run_bitnet(const std::vector<std::string>& args) {
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) throw std::runtime_error(std::string("cannot start ") + BITNET_CLI_PATH);
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw std::runtime_error("waitpid failed");
-  }
   Result r;
-  r.exited = WIFEXITED(status);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (;;) {
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) break;
+    if (done < 0 && errno != EINTR) throw std::runtime_error("waitpid failed");
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > timeout_s) {
+      kill(pid, SIGKILL);
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      r.timed_out = true;
+      break;
+    }
+    usleep(2000);
+  }
+  r.exited = !r.timed_out && WIFEXITED(status);
   r.code = r.exited ? WEXITSTATUS(status) : -1;
   r.out = read_all(out_path);
   r.err = read_all(err_path);

@@ -83,13 +83,13 @@ TEST(Inspect, JsonParsesAndCountsTensors) {
   EXPECT_TRUE(j["problems"].empty());
 }
 
-TEST(Inspect, VocabOnlyFilePrintsTokenizerAndExits1) {
+TEST(Inspect, VocabOnlyFilePrintsTokenizerAndExits3) {
   const fs::path path = reference_dir() / "tokenizer" / "llama3-bpe-4112.gguf";
   REQUIRE_FIXTURE(path);
   const Result r = run_bitnet({"inspect", path.string()});
   ASSERT_TRUE(r.exited);
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("tensor 'token_embd.weight' is missing"), std::string::npos) << r.out;
+  EXPECT_EQ(r.code, 3);
+  EXPECT_NE(r.out.find("holds no tensors (a vocabulary-only GGUF?)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("4112 tokens, 6397 merges"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("eot 4105 \"<|eot_id|>\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("verdict:      INVALID"), std::string::npos) << r.out;
@@ -110,7 +110,7 @@ TEST(Inspect, TruncatedFileFailsWithItsName) {
       if (json) args.push_back("--json");
       const Result r = run_bitnet(args);
       ASSERT_TRUE(r.exited) << "killed by a signal";
-      EXPECT_EQ(r.code, 1);
+      EXPECT_EQ(r.code, 3);
       EXPECT_NE(r.err.find(cut.string()), std::string::npos) << r.err;
       EXPECT_EQ(r.out, "");
     }
@@ -122,7 +122,7 @@ TEST(Inspect, MissingFileFailsWithItsName) {
   const std::string path = (dir.path() / "absent.gguf").string();
   const Result r = run_bitnet({"inspect", path});
   ASSERT_TRUE(r.exited);
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 3);
   EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
 }
 
@@ -238,10 +238,34 @@ TEST(Run, GreedyContinuationOfTheReferencePrompt) {
                   "The quick brown fox jumps over the lazy dog.", "-n", "16", "--temp", "0"});
   ASSERT_TRUE(r.exited);
   ASSERT_EQ(r.code, 0) << r.err;
-  std::string want = "The quick brown fox jumps over the lazy dog.";
+  std::string want;
   for (int i = 0; i < 16; ++i) want += " List";  // the reference's greedy text
-  EXPECT_EQ(r.out, want + "\n");
+  EXPECT_EQ(r.out, want + "\n");  // only the generated text: the prompt is not echoed
   EXPECT_NE(r.err.find("generation: 16 tokens"), std::string::npos) << r.err;
+
+  // --display-prompt echoes it first; the prompt can also come from a file (-f), with -e escapes.
+  const TempDir tmp;
+  const fs::path prompt = tmp.path() / "prompt.txt";
+  std::ofstream(prompt) << "The quick brown fox jumps over the lazy dog.";
+  const Result shown = run_bitnet({"run", "-m", fixture.string(), "-f", prompt.string(), "-n", "16",
+                                   "--temp", "0", "--display-prompt"});
+  ASSERT_EQ(shown.code, 0) << shown.err;
+  EXPECT_EQ(shown.out, "The quick brown fox jumps over the lazy dog." + want + "\n");
+  const Result escaped = run_bitnet({"run", "-m", fixture.string(), "-e", "-p", "The quick\\tbrown",
+                                     "-n", "2", "--temp", "0", "--display-prompt"});
+  ASSERT_EQ(escaped.code, 0) << escaped.err;
+  EXPECT_EQ(escaped.out.rfind("The quick\tbrown", 0), 0u) << escaped.out;
+}
+
+TEST(Run, IgnoreEosRunsToTheLimit) {
+  const fs::path fixture = reference_dir() / "models" / "tiny-b158.i2_s.gguf";
+  REQUIRE_FIXTURE(fixture);
+  // A stop string ends generation early, --ignore-eos never does anything but let it run.
+  const Result r = run_bitnet({"run", "-m", fixture.string(), "-p", "The quick brown fox", "-n",
+                               "40", "--temp", "1.5", "-s", "7", "--ignore-eos"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("generation: 40 tokens"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("stopped: max tokens"), std::string::npos) << r.err;
 }
 
 TEST(Run, ProfileWritesEveryOperationOfTheForwardPass) {

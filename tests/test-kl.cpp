@@ -370,20 +370,21 @@ TEST_F(KlCli, BadInputsFailWithClearErrors) {
     int code;
     std::string message;
   };
+  // Exit codes (cli-common.h): 2 bad usage, 3 a model or input file that cannot be used.
   const std::vector<Case> cases = {
       {{"-m", path("vocab-4224.gguf").string(), "--base", m, "--random-tokens", "8"},
-       2,
+       3,
        "vocabularies differ: --base " + m + " has 4112 tokens, -m " +
            path("vocab-4224.gguf").string() + " has 4224"},
       {{"-m", path("renamed.gguf").string(), "--base", m, "--random-tokens", "8"},
-       2,
+       3,
        "vocabularies differ: token 4098 is '<|reserved_special_token_0|>' in --base " + m},
-      {{"-m", m, "--base", absent, "--random-tokens", "8"}, 1, "--base: " + absent},
-      {{"-m", absent, "--base", m, "--random-tokens", "8"}, 1, "-m: " + absent},
+      {{"-m", m, "--base", absent, "--random-tokens", "8"}, 3, "--base: " + absent},
+      {{"-m", absent, "--base", m, "--random-tokens", "8"}, 3, "-m: " + absent},
       {{"-m", m, "--tokens", "5"}, 2, "--tokens: 1 token(s); at least 2 are needed"},
       {{"-m", m, "--tokens", "5,4112"}, 2, "token 4112 at 1 is outside the vocabulary of 4112"},
       {{"-m", m, "-p", ""}, 2, "-p: 1 token(s)"},
-      {{"-m", m, "-f", absent}, 1, "-f " + absent + ": cannot open"},
+      {{"-m", m, "-f", absent}, 3, "-f " + absent + ": cannot open"},
       {{"-m", m, "--random-tokens", "1"}, 2, "--random-tokens: expected an integer in 2.."},
       {{"-m", m}, 2, "give exactly one of -f TEXT_FILE, -p TEXT"},
       {{"-m", m, "-p", "a", "--random-tokens", "4"}, 2, "give exactly one of"},

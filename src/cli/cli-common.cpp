@@ -1,15 +1,34 @@
 #include "cli/cli-common.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
-#include <stdexcept>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <thread>
+
+#include "kernels/ternary-matmul.h"
+#include "model/model-validate.h"
 
 namespace bitnet::cli {
 
+std::string Args::next() {
+  std::string a = argv_[i_++];
+  if (a == "--help" || a == "-h") throw HelpRequested{};
+  return a;
+}
+
 std::string Args::value(const std::string& flag) {
-  if (i_ >= argc_)
-    throw std::invalid_argument(flag + " needs a value (usage: bitnet " + usage_ + ")");
+  if (i_ >= argc_) fail(flag + " needs a value");
   return argv_[i_++];
+}
+
+void Args::fail(const std::string& what) const {
+  throw UsageError(what + " (usage: bitnet " + usage_ + ")");
 }
 
 int64_t Args::int_value(const std::string& flag, int64_t lo, int64_t hi) {
@@ -21,9 +40,24 @@ int64_t Args::int_value(const std::string& flag, int64_t lo, int64_t hi) {
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used != v.size() || x < lo || x > hi) {
-    throw std::invalid_argument(flag + ": expected an integer in " + std::to_string(lo) + ".." +
-                                std::to_string(hi) + ", found '" + v + "'");
+  if (v.empty() || used != v.size() || x < lo || x > hi) {
+    throw UsageError(flag + ": expected an integer in " + std::to_string(lo) + ".." +
+                     std::to_string(hi) + ", found '" + v + "'");
+  }
+  return x;
+}
+
+uint64_t Args::u64_value(const std::string& flag) {
+  const std::string v = value(flag);
+  size_t used = 0;
+  unsigned long long x = 0;
+  try {
+    x = std::stoull(v, &used, 0);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (v.empty() || used != v.size() || v[0] == '-') {
+    throw UsageError(flag + ": expected a non-negative integer, found '" + v + "'");
   }
   return x;
 }
@@ -37,19 +71,42 @@ double Args::float_value(const std::string& flag, double lo, double hi) {
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used != v.size() || !(x >= lo && x <= hi)) {
-    throw std::invalid_argument(flag + ": expected a number in [" + std::to_string(lo) + ", " +
-                                std::to_string(hi) + "], found '" + v + "'");
+  if (v.empty() || used != v.size() || !(x >= lo && x <= hi)) {
+    char range[64];
+    std::snprintf(range, sizeof range, "[%g, %g]", lo, hi);
+    throw UsageError(flag + ": expected a number in " + range + ", found '" + v + "'");
   }
   return x;
 }
 
-void Args::unknown(const std::string& arg) const {
-  throw std::invalid_argument("unknown option '" + arg + "' (usage: bitnet " + usage_ + ")");
+std::vector<int64_t> Args::int_list(const std::string& flag, int64_t lo, int64_t hi) {
+  const std::string v = value(flag);
+  std::vector<int64_t> out;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = v.find(',', start);
+    const std::string part = v.substr(start, comma == std::string::npos ? comma : comma - start);
+    size_t used = 0;
+    long long x = 0;
+    try {
+      x = std::stoll(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (part.empty() || used != part.size() || x < lo || x > hi) {
+      throw UsageError(flag + ": expected integers in " + std::to_string(lo) + ".." +
+                       std::to_string(hi) + " separated by commas, found '" + v + "'");
+    }
+    out.push_back(x);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
 }
 
-CommonModelOptions::CommonModelOptions()
-    : threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {}
+void Args::unknown(const std::string& arg) const {
+  fail("unknown option '" + arg + "'");
+}
 
 bool CommonModelOptions::parse(Args& args) {
   const std::string a = args.peek();
@@ -61,18 +118,17 @@ bool CommonModelOptions::parse(Args& args) {
     threads = static_cast<int>(args.int_value(a, 1, 1024));
   } else if (a == "-c" || a == "--ctx-size") {
     args.next();
-    n_ctx = args.int_value(a, 1, int64_t{1} << 24);
+    n_ctx = args.int_value(a, 1, model::kMaxContextLength);
   } else if (a == "--kv") {
     args.next();
     const std::string v = args.value(a);
-    if (v != "f16" && v != "f32")
-      throw std::invalid_argument("--kv: expected f16 or f32, found '" + v + "'");
+    if (v != "f16" && v != "f32") throw UsageError("--kv: expected f16 or f32, found '" + v + "'");
     kv = v == "f16" ? model::KvType::F16 : model::KvType::F32;
   } else if (a == "--layout") {
     args.next();
     layout = args.value(a);
     if (layout != "t1" && layout != "t2") {
-      throw std::invalid_argument("--layout: expected t1 or t2, found '" + layout + "'");
+      throw UsageError("--layout: expected t1 or t2, found '" + layout + "'");
     }
   } else if (a == "--no-cache") {
     args.next();
@@ -83,36 +139,190 @@ bool CommonModelOptions::parse(Args& args) {
   return true;
 }
 
-model::SessionOptions CommonModelOptions::session_options() const {
+int CommonModelOptions::resolved_threads() const {
+  return threads > 0 ? threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int64_t CommonModelOptions::context(const model::ModelConfig& config, int64_t fallback) const {
+  if (n_ctx > config.n_ctx_train) {
+    throw UsageError("-c " + std::to_string(n_ctx) + " is above the model's trained context of " +
+                     std::to_string(config.n_ctx_train) + " tokens (" + model +
+                     "); positions past it were never trained");
+  }
+  return n_ctx > 0 ? n_ctx : std::min(fallback, config.n_ctx_train);
+}
+
+model::SessionOptions CommonModelOptions::session_options(const model::ModelConfig& config) const {
   model::SessionOptions so;
-  so.n_ctx = n_ctx;
+  so.n_ctx = context(config, config.n_ctx_train);
   so.kv = kv;
   return so;
 }
 
-std::unique_ptr<model::ModelWeights> load_model(const CommonModelOptions& o) {
+EngineConfig CommonModelOptions::engine_config() const {
+  EngineConfig c;
+  c.threads = threads;
+  c.kv_type = kv == model::KvType::F32 ? KvCacheType::F32 : KvCacheType::F16;
+  c.context_size = n_ctx;
+  if (layout == "t1") c.layout = WeightLayout::T1;
+  if (layout == "t2") c.layout = WeightLayout::T2;
+  if (no_cache) c.prepared_cache = PreparedCache::Off;
+  c.max_concurrent_requests = 1;
+  return c;
+}
+
+namespace {
+
+model::LoadOptions load_options(const CommonModelOptions& o) {
   model::LoadOptions lo;
   if (o.layout == "t1") lo.layout = kernels::TernaryLayout::T1;
   if (o.layout == "t2") lo.layout = kernels::TernaryLayout::T2;
   if (o.no_cache) lo.cache = model::CacheMode::Off;
-  auto w = model::ModelWeights::load(o.model, lo);
-  const auto& r = w->report();
+  lo.threads = o.threads;
+  return lo;
+}
+
+void print_load_report(const std::string& path, const model::LoadReport& r,
+                       kernels::TernaryLayout layout) {
   const char* how = r.source == model::LoadReport::Source::CacheHit       ? "prepared cache"
                     : r.source == model::LoadReport::Source::CacheRebuilt ? "packed, cache written"
                                                                           : "packed";
-  std::fprintf(stderr, "loaded %s in %.2f s (%s, layout %s, kernels %s)%s%s\n", o.model.c_str(),
-               r.seconds, how, kernels::layout_name(w->layout()),
+  std::fprintf(stderr, "loaded %s in %.2f s (%s, layout %s, kernels %s)%s%s\n", path.c_str(),
+               r.seconds, how, kernels::layout_name(layout),
                kernels::isa_name(kernels::active_kernels().isa),
                r.cache_reason.empty() ? "" : "; cache: ", r.cache_reason.c_str());
   if (!r.hf_gguf.empty()) {
     std::fprintf(stderr, "%s Hugging Face directory %s as %s\n",
-                 r.hf_converted ? "converted" : "using the conversion of", o.model.c_str(),
+                 r.hf_converted ? "converted" : "using the conversion of", path.c_str(),
                  r.hf_gguf.c_str());
   }
+}
+
+}  // namespace
+
+std::unique_ptr<model::ModelWeights> load_model(const CommonModelOptions& o) {
+  model::LoadOptions lo = load_options(o);
+  std::unique_ptr<Progress> progress;
+  lo.on_pack_progress = [&](int64_t done, int64_t total) {
+    if (!progress)
+      progress = std::make_unique<Progress>("packing ternary weights, layer", total, "");
+    progress->update(static_cast<uint64_t>(done));
+    if (done == total) progress->done();
+  };
+  std::unique_ptr<model::ModelWeights> w;
+  try {
+    w = model::ModelWeights::load(o.model, lo);
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw InputError(e.what());
+  }
+  print_load_report(o.model, w->report(), w->layout());
   return w;
 }
 
-std::vector<int32_t> parse_token_list(const std::string& s) {
+model::Tokenizer load_tokenizer(const model::ModelWeights& weights) {
+  try {
+    return model::load_model_tokenizer(weights.file(), weights.config());
+  } catch (const std::exception& e) {
+    throw InputError(e.what());
+  }
+}
+
+std::unique_ptr<Engine> open_engine(const CommonModelOptions& o, EngineConfig config) {
+  std::unique_ptr<Progress> progress;
+  config.on_pack_progress = [&](int64_t done, int64_t total) {
+    if (!progress)
+      progress = std::make_unique<Progress>("packing ternary weights, layer", total, "");
+    progress->update(static_cast<uint64_t>(done));
+    if (done == total) progress->done();
+  };
+  std::unique_ptr<Engine> engine;
+  try {
+    engine = std::make_unique<Engine>(o.model, config);
+  } catch (const Error& e) {
+    // The Engine names what failed: the model (its file, a tensor, the tokenizer) or the
+    // configuration this command built from its options.
+    const std::string msg = e.what();
+    if (msg.rfind("EngineConfig", 0) == 0) throw UsageError(msg);
+    throw InputError(msg);
+  }
+  const EngineInfo& info = engine->info();
+  std::fprintf(stderr, "loaded %s in %.2f s (%s, layout %s, kernels %s, %d threads)\n",
+               o.model.c_str(), info.load_seconds, info.weights_source.c_str(), info.layout.c_str(),
+               info.kernels.c_str(), info.threads);
+  return engine;
+}
+
+std::string read_input_file(const std::string& flag, const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw InputError(flag + " " + path + ": is a directory, expected a text file");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(flag + " " + path + ": cannot open (" + std::strerror(errno) + ")");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw InputError(flag + " " + path + ": read failed");
+  return text;
+}
+
+void check_writable(const std::string& flag, const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw InputError(flag + " " + path + ": is a directory, expected a file name");
+  }
+  const bool existed = std::filesystem::exists(path, ec);
+  {
+    std::ofstream probe(path, std::ios::app | std::ios::binary);
+    if (!probe) {
+      throw InputError(flag + " " + path + ": cannot be written (" + std::strerror(errno) + ")");
+    }
+  }
+  if (!existed) std::filesystem::remove(path, ec);
+}
+
+Progress::Progress(std::string label, uint64_t total, std::string unit, double unit_scale)
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      scale_(unit_scale),
+      tty_(isatty(STDERR_FILENO) == 1),
+      start_(std::chrono::steady_clock::now()) {}
+
+void Progress::update(uint64_t done) {
+  if (finished_ || total_ == 0) return;
+  if (shown_ < 0 && std::chrono::steady_clock::now() - start_ < std::chrono::milliseconds(500)) {
+    return;
+  }
+  const int percent = static_cast<int>(100 * std::min(done, total_) / total_);
+  if (percent == shown_) return;
+  // A terminal gets every percent; a log only every 10%.
+  const int step = tty_ ? 1 : 10;
+  if (percent / step == shown_ / step && done != total_) return;
+  shown_ = percent;
+  if (unit_.empty()) {
+    std::fprintf(stderr, "%s%s %llu/%llu (%d%%)%s", tty_ ? "\r" : "", label_.c_str(),
+                 static_cast<unsigned long long>(done), static_cast<unsigned long long>(total_),
+                 percent, tty_ ? "" : "\n");
+  } else {
+    std::fprintf(stderr, "%s%s %.0f / %.0f %s (%d%%)%s", tty_ ? "\r" : "", label_.c_str(),
+                 static_cast<double>(done) / scale_, static_cast<double>(total_) / scale_,
+                 unit_.c_str(), percent, tty_ ? "" : "\n");
+  }
+  std::fflush(stderr);
+}
+
+void Progress::done() {
+  if (finished_) return;
+  if (shown_ >= 0) {
+    update(total_);
+    if (tty_) std::fputc('\n', stderr);
+  }
+  finished_ = true;
+}
+
+std::vector<int32_t> parse_token_list(const std::string& flag, const std::string& s) {
   std::vector<int32_t> out;
   size_t start = 0;
   while (start <= s.size()) {
@@ -127,12 +337,115 @@ std::vector<int32_t> parse_token_list(const std::string& s) {
       used = 0;
     }
     if (part.empty() || used != part.size() || v < 0 || v > INT32_MAX) {
-      throw std::invalid_argument("--tokens: '" + part +
-                                  "' is not a token id (expected e.g. 1,2,3)");
+      throw UsageError(flag + ": '" + part + "' is not a token id (expected e.g. 1,2,3)");
     }
     out.push_back(static_cast<int32_t>(v));
     if (comma == std::string::npos) break;
     start = comma + 1;
+  }
+  return out;
+}
+
+std::string sanitize_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    // Length and the range of the second byte (RFC 3629: no overlongs, no surrogates, <= U+10FFFF).
+    size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c < 0x80) {
+      len = 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    }
+    bool ok = len > 0 && i + len <= s.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
+    }
+    if (ok) {
+      out.append(s.substr(i, len));
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::string process_escapes(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '\\' || i + 1 == s.size()) {
+      out += s[i];
+      continue;
+    }
+    const char c = s[++i];
+    switch (c) {
+      case 'n':
+        out += '\n';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 'a':
+        out += '\a';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'v':
+        out += '\v';
+        break;
+      case '0':
+        out += '\0';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '\'':
+        out += '\'';
+        break;
+      case '"':
+        out += '"';
+        break;
+      case 'x': {
+        auto hex = [](char h) -> int {
+          if (h >= '0' && h <= '9') return h - '0';
+          if (h >= 'a' && h <= 'f') return h - 'a' + 10;
+          if (h >= 'A' && h <= 'F') return h - 'A' + 10;
+          return -1;
+        };
+        if (i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+          out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
+          i += 2;
+        } else {
+          out += "\\x";
+        }
+        break;
+      }
+      default:  // unknown escapes stay as written, as llama.cpp leaves them
+        out += '\\';
+        out += c;
+    }
   }
   return out;
 }

@@ -26,8 +26,33 @@ constexpr const char* kUsage =
     "      [--gen-prompt N] [--seed S] [--no-limits] [--kv f16|f32] [--layout t1|t2] [--no-cache]\n"
     "      [--no-fuse] [--split-linears] [--fusion-gains]";
 
-constexpr int kExitTargetMissed = 3;
-constexpr int kExitRegression = 4;
+constexpr const char* kOptions =
+    "  -m, --model FILE      the model (required)\n"
+    "  -p, --n-prompt LIST   prompt-processing tests, tokens (default 128,512)\n"
+    "  -n, --n-gen LIST      generation tests, tokens (default 32,128)\n"
+    "  -t, --threads LIST    thread counts (default 1,2)\n"
+    "  -r, --repetitions N   repetitions per test (default 5)\n"
+    "  -b, --batch-size N    prefill chunk (default 256)\n"
+    "  --gen-prompt N        prompt tokens before a tg test's decode steps (default 16)\n"
+    "  --seed S              prompt token seed (default 1234)\n"
+    "  --no-limits           skip the paired bandwidth / int8-peak probes\n"
+    "  --json | --md         JSON (stdout) or a Markdown table instead of the text table\n"
+    "  --targets FILE        check the results against targets (exit 4 when one is missed)\n"
+    "  --compare BASE.json   compare with an earlier --json run (exit 5 on a regression);\n"
+    "                        refused when the setups differ (model, KV type, kernels, layout,\n"
+    "                        CPU, plan) unless --compare-anyway\n"
+    "  --history DIR         append this run to DIR and print each test's trend\n"
+    "  --plot OUT.svg        an SVG chart of the results (and history, baseline)\n"
+    "  --no-fuse             norm+quantization fusions off\n"
+    "  --split-linears       also q/k/v and gate/up as separate matmuls\n"
+    "  --fusion-gains        each fusion's gain, plans interleaved\n"
+    "  --kv f16|f32          KV cache element type (default f16)\n"
+    "  --layout t1|t2        packed ternary layout\n"
+    "  --no-cache            neither read nor write the prepared-weights cache\n"
+    "-c is refused: the context is sized from -p, -n and --gen-prompt.\n";
+
+constexpr int kExitTargetMissed = 4;
+constexpr int kExitRegression = 5;
 
 std::vector<int64_t> parse_int_list(const std::string& flag, const std::string& s, int64_t lo) {
   std::vector<int64_t> out;
@@ -44,8 +69,8 @@ std::vector<int64_t> parse_int_list(const std::string& flag, const std::string& 
       used = 0;
     }
     if (part.empty() || used != part.size() || v < lo || v > (int64_t{1} << 24)) {
-      throw std::invalid_argument(flag + ": '" + part + "' is not an integer >= " +
-                                  std::to_string(lo) + " (expected a list such as 1,2)");
+      throw UsageError(flag + ": '" + part + "' is not an integer >= " + std::to_string(lo) +
+                       " (expected a list such as 1,2)");
     }
     out.push_back(v);
     if (comma == std::string::npos) return out;
@@ -54,12 +79,11 @@ std::vector<int64_t> parse_int_list(const std::string& flag, const std::string& 
 }
 
 nlohmann::json read_json_file(const std::string& path, const char* what) {
-  std::ifstream in(path);
-  if (!in) throw std::invalid_argument(std::string(what) + " '" + path + "' cannot be opened");
+  const std::string text = read_input_file(what, path);
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(text);
   } catch (const std::exception& e) {
-    throw std::invalid_argument(std::string(what) + " '" + path + "' is not JSON: " + e.what());
+    throw InputError(std::string(what) + " " + path + ": not JSON: " + e.what());
   }
 }
 
@@ -78,21 +102,31 @@ void print_table(const model::BenchReport& r, bool markdown) {
   for (const model::BenchResult& b : r.results) {
     const bool tg = b.kind == "tg";
     const double roof = b.roofline_percent();
-    rows.push_back(
-        {b.name(), cell("%.2f", b.mean_tps()) + " +- " + cell("%.2f", b.sd_tps()),
-         cell("%.2f", b.median_tps()), cell("%.2f", b.median_ttft_ms()),
-         tg ? cell("%.3f", b.latency_ms(0.5)) + " / " + cell("%.3f", b.latency_ms(0.95)) + " / " +
-                  cell("%.3f", b.latency_ms(0.99))
-            : "-",
-         cell("%.1f", static_cast<double>(b.peak_rss_bytes) / 1e6),
-         tg ? cell("%.2f", b.bytes_per_token / 1e6) : "-",
-         roof > 0 ? cell("%.0f%%", roof) + (tg ? " of read bw" : " of int8 peak") : "-"});
+    rows.push_back({b.name(), cell("%.2f", b.mean_tps()) + " +- " + cell("%.2f", b.sd_tps()),
+                    cell("%.2f", b.median_tps()), cell("%.2f", b.median_ttft_ms()),
+                    tg ? cell("%.3f", b.latency_ms(0.5)) + " / " +
+                             cell("%.3f", b.latency_ms(0.95)) + " / " +
+                             cell("%.3f", b.latency_ms(0.99))
+                       : "-",
+                    cell("%.1f", static_cast<double>(b.peak_rss_bytes) / 1e6),
+                    tg ? cell("%.2f", b.bytes_per_token / 1e6) : "-",
+                    roof > 0 ? cell("%.0f%%", roof) + (tg ? " of read bw" : " of int8 peak") +
+                                   (roof > 100 ? " (!)" : "")
+                             : "-"});
   }
   std::printf("bitnet bench %s | %s | %s (%d hw threads), kernels %s, layout %s | %d reps\n",
               r.tool_version.c_str(),
               r.model_name.empty() ? r.model_path.c_str() : r.model_name.c_str(),
               r.machine.cpu.c_str(), r.machine.hardware_threads, r.machine.isa.c_str(),
               r.machine.layout.c_str(), r.params.reps);
+  bool above = false;
+  for (const model::BenchResult& b : r.results) above = above || b.roofline_percent() > 100;
+  if (above) {
+    std::printf(
+        "(!) above 100%%: this test ran faster than the measured read bandwidth allows, so its\n"
+        "    weights were served from cache rather than memory (a model this small fits);\n"
+        "    the roofline does not bound it\n");
+  }
   if (markdown) {
     std::string line = "|", sep = "|";
     for (const auto& h : head) {
@@ -179,7 +213,7 @@ int cmd_bench(int argc, char** argv) {
   Args args(argc, argv, kUsage);
   CommonModelOptions mo;
   model::BenchParams p;
-  bool json_out = false, md_out = false, fusion_gains = false;
+  bool json_out = false, md_out = false, fusion_gains = false, compare_anyway = false;
   std::string targets_path, compare_path, history_dir, plot_path;
   while (args.more()) {
     const std::string a = args.peek();
@@ -191,7 +225,7 @@ int cmd_bench(int argc, char** argv) {
       continue;
     }
     if (a == "-c" || a == "--ctx-size") {
-      throw std::invalid_argument("-c: bench sizes the context from -p, -n and --gen-prompt");
+      throw UsageError("-c: bench sizes the context from -p, -n and --gen-prompt");
     }
     if (mo.parse(args)) continue;
     args.next();
@@ -206,7 +240,7 @@ int cmd_bench(int argc, char** argv) {
     } else if (a == "--gen-prompt") {
       p.gen_prompt = args.int_value(a, 0, int64_t{1} << 24);
     } else if (a == "--seed") {
-      p.seed = static_cast<uint64_t>(args.int_value(a, 0, INT64_MAX));
+      p.seed = args.u64_value(a);
     } else if (a == "--no-limits") {
       p.measure_limits = false;
     } else if (a == "--json") {
@@ -217,6 +251,8 @@ int cmd_bench(int argc, char** argv) {
       targets_path = args.value(a);
     } else if (a == "--compare") {
       compare_path = args.value(a);
+    } else if (a == "--compare-anyway") {
+      compare_anyway = true;
     } else if (a == "--history") {
       history_dir = args.value(a);
     } else if (a == "--plot") {
@@ -232,15 +268,15 @@ int cmd_bench(int argc, char** argv) {
       args.unknown(a);
     }
   }
-  if (mo.model.empty())
-    throw std::invalid_argument("-m MODEL is required (usage: bitnet " + std::string(kUsage) + ")");
-  if (json_out && md_out) throw std::invalid_argument("--json and --md exclude each other");
+  if (mo.model.empty()) args.fail("-m MODEL is required");
+  if (json_out && md_out) args.fail("--json and --md exclude each other");
+  if (compare_anyway && compare_path.empty()) args.fail("--compare-anyway needs --compare");
   p.kv = mo.kv;
   if (const char* inj = std::getenv("BITNET_BENCH_INJECT_SLOWDOWN"); inj && *inj) {
     char* end = nullptr;
     p.inject_slowdown = std::strtod(inj, &end);
     if (*end != '\0' || !(p.inject_slowdown >= 0 && p.inject_slowdown <= 100)) {
-      throw std::invalid_argument(
+      throw UsageError(
           "BITNET_BENCH_INJECT_SLOWDOWN: expected a number in [0, 100], "
           "found '" +
           std::string(inj) + "'");
@@ -252,16 +288,22 @@ int cmd_bench(int argc, char** argv) {
   }
   // Read the inputs that can be wrong before the minutes of measuring.
   model::Targets targets;
-  if (!targets_path.empty())
-    targets = model::targets_from_json(read_json_file(targets_path, "targets file"));
+  if (!targets_path.empty()) {
+    try {
+      targets = model::targets_from_json(read_json_file(targets_path, "--targets"));
+    } catch (const std::invalid_argument& e) {
+      throw InputError("--targets " + targets_path + ": " + e.what());
+    }
+  }
   std::optional<model::BenchReport> baseline;
   if (!compare_path.empty()) {
     try {
-      baseline = model::report_from_json(read_json_file(compare_path, "baseline"));
+      baseline = model::report_from_json(read_json_file(compare_path, "--compare"));
     } catch (const std::invalid_argument& e) {
-      throw std::invalid_argument(compare_path + ": " + e.what());
+      throw InputError("--compare " + compare_path + ": " + e.what());
     }
   }
+  if (!plot_path.empty()) check_writable("--plot", plot_path);
 
   const auto weights = load_model(mo);
   if (fusion_gains) return run_fusion_gains(*weights, mo.model, p);
@@ -286,6 +328,16 @@ int cmd_bench(int argc, char** argv) {
     if (!misses.empty()) rc = kExitTargetMissed;
   }
   if (baseline) {
+    const auto differences = model::setup_differences(report, *baseline);
+    if (!differences.empty()) {
+      std::string what;
+      for (const auto& d : differences) what += "\n  " + d;
+      if (!compare_anyway) {
+        throw UsageError("--compare " + compare_path + ": the runs do not measure the same setup:" +
+                         what + "\n(--compare-anyway compares them regardless)");
+      }
+      std::fprintf(notes, "\nWARNING: --compare-anyway: the setups differ:%s\n", what.c_str());
+    }
     const auto cmp = model::compare_reports(report, *baseline);
     std::fprintf(notes,
                  "\ncompare with %s (%s): regression = slower than 95%% of the baseline with "
@@ -338,10 +390,10 @@ BITNET_COMMAND("bench", kUsage,
                "prompt (pp) and generation (tg) tokens/s over repetitions, time to first token,\n"
                "decode-step latency P50/P95/P99, peak RSS, bytes per token and % of this\n"
                "machine's read bandwidth (tg) or int8 peak (pp) measured in the same run.\n"
-               "--targets: exit 3 when a target is missed; --compare: exit 4 on a confirmed\n"
+               "--targets: exit 4 when a target is missed; --compare: exit 5 on a confirmed\n"
                "regression (> 5% slower, Mann-Whitney p < 0.05). --no-fuse / --split-linears\n"
                "switch the execution plan's fusions off (bitnet inspect --plan lists them);\n"
                "--fusion-gains measures each one's gain, interleaved; see docs/PERFORMANCE.md",
-               cmd_bench);
+               kOptions, cmd_bench);
 
 }  // namespace bitnet::cli

@@ -1,5 +1,8 @@
-// bitnet chat: interactive conversation; earlier turns stay in the KV cache, so each turn only
-// evaluates its new tokens.
+// bitnet chat: interactive conversation. The whole conversation is rendered with the chat
+// template each turn and only the tokens that differ from what the KV cache holds are evaluated,
+// so earlier turns are not recomputed, and a reply cut off by -n or Ctrl-C still gets its
+// end-of-turn marker before the next turn.
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <stdexcept>
@@ -8,6 +11,7 @@
 
 #include "cli/cli-common.h"
 #include "cli/commands.h"
+#include "cli/default-model.h"
 #include "model/chat-template.h"
 #include "model/sampler.h"
 #include "model/tokenizer.h"
@@ -16,8 +20,58 @@ namespace bitnet::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "chat -m MODEL [-n N] [-t THREADS] [-c CTX] [--temp T] [--seed S] [--system TEXT]\n"
+    "chat [-m MODEL] [-n N] [-t N] [-c N] [sampling options] [--system TEXT]\n"
     "      [--chat-template bitnet-2b4t|llama3|plain]";
+
+constexpr const char* kOptions =
+    "  -n, --n-predict N     most tokens per reply (default 256)\n" BITNET_MODEL_OPTIONS_HELP
+    "  -c, --ctx-size N      context in tokens for the whole conversation (default: the\n"
+    "                        model's, at most that)\n"
+    "  --system TEXT         system message opening the conversation\n"
+    "  --chat-template NAME  bitnet-2b4t, llama3 or plain instead of the model's\n"
+    "  --verbose             per turn on stderr: tokens reused from the cache, tokens evaluated\n"
+    "sampling (as bitnet run): --temp T (0.8), --top-k K (40), --top-p P (0.95), --min-p P\n"
+    "  (0.05), --repeat-penalty R (1.0), --repeat-last-n N (64), -s/--seed S\n"
+    "keys: an empty line is ignored; Ctrl-C stops the reply being written (the conversation\n"
+    "  goes on); Ctrl-C at the prompt twice in a row, Ctrl-D or /exit quits\n";
+
+volatile std::sig_atomic_t g_interrupted = 0;
+void on_sigint(int) {
+  g_interrupted = 1;
+}
+
+// Installs on_sigint without SA_RESTART, so a read blocked at the prompt returns on Ctrl-C.
+struct SigintHandler {
+  struct sigaction old {};
+  SigintHandler() {
+    struct sigaction sa {};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+  }
+  ~SigintHandler() { sigaction(SIGINT, &old, nullptr); }
+};
+
+bool parse_sampling(Args& args, const std::string& a, model::SamplerParams& sp) {
+  if (a == "--temp") {
+    sp.temperature = static_cast<float>(args.float_value(a, 0, 100));
+  } else if (a == "--top-k") {
+    sp.top_k = static_cast<int32_t>(args.int_value(a, 0, 1 << 30));
+  } else if (a == "--top-p") {
+    sp.top_p = static_cast<float>(args.float_value(a, 1e-6, 1));
+  } else if (a == "--min-p") {
+    sp.min_p = static_cast<float>(args.float_value(a, 0, 1));
+  } else if (a == "--repeat-penalty") {
+    sp.repeat_penalty = static_cast<float>(args.float_value(a, 1e-3, 100));
+  } else if (a == "--repeat-last-n") {
+    sp.repeat_last_n = static_cast<int32_t>(args.int_value(a, -1, 1 << 30));
+  } else if (a == "-s" || a == "--seed") {
+    sp.seed = args.u64_value(a);
+  } else {
+    return false;
+  }
+  return true;
+}
 
 int cmd_chat(int argc, char** argv) {
   Args args(argc, argv, kUsage);
@@ -25,91 +79,133 @@ int cmd_chat(int argc, char** argv) {
   model::SamplerParams sp;
   int64_t n_predict = 256;
   std::string system, forced_template;
+  bool verbose = false;
   while (args.more()) {
     if (mo.parse(args)) continue;
     const std::string a = args.next();
+    if (parse_sampling(args, a, sp)) continue;
     if (a == "-n" || a == "--n-predict") {
       n_predict = args.int_value(a, 1, int64_t{1} << 24);
-    } else if (a == "--temp") {
-      sp.temperature = static_cast<float>(args.float_value(a, 0, 100));
-    } else if (a == "--seed") {
-      sp.seed = static_cast<uint64_t>(args.int_value(a, 0, INT64_MAX));
     } else if (a == "--system") {
       system = args.value(a);
     } else if (a == "--chat-template") {
       forced_template = args.value(a);
+    } else if (a == "--verbose") {
+      verbose = true;
     } else {
       args.unknown(a);
     }
   }
-  if (mo.model.empty())
-    throw std::invalid_argument("-m MODEL is required (usage: bitnet " + std::string(kUsage) + ")");
-  const auto weights = load_model(mo);
-  const auto tok = model::Tokenizer::from_gguf(weights->file());
-  model::ChatTemplate tmpl;
-  if (!forced_template.empty()) {
-    const auto t = model::chat_template_from_name(forced_template);
-    if (!t) {
-      throw std::invalid_argument("--chat-template: unknown '" + forced_template +
-                                  "' (known: " + model::kChatTemplateNames + ")");
+  model::ChatTemplateChoice tmpl;
+  if (!forced_template.empty()) {  // checked before the model loads
+    try {
+      tmpl = model::choose_chat_template(forced_template, std::nullopt, false, false);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--chat-template: ") + e.what());
     }
-    tmpl = *t;
-  } else {
-    tmpl = model::detect_chat_template(weights->file().find_string("tokenizer.chat_template"),
+  }
+  if (mo.model.empty()) mo.model = default_model();
+  const auto weights = load_model(mo);
+  const model::Tokenizer tok = load_tokenizer(*weights);
+  if (forced_template.empty()) {
+    tmpl = model::choose_chat_template("", weights->file().find_string("tokenizer.chat_template"),
                                        tok.find_token("<|eot_id|>").has_value(),
                                        tok.find_token("<|start_header_id|>").has_value());
+    if (!tmpl.note.empty()) std::fprintf(stderr, "warning: %s\n", tmpl.note.c_str());
   }
-  ThreadPool pool(mo.threads);
-  model::BitNetSession session(*weights, mo.session_options(), pool);
+  ThreadPool pool(mo.resolved_threads());
+  model::BitNetSession session(*weights, mo.session_options(weights->config()), pool);
   model::Sampler sampler(sp, static_cast<int32_t>(session.n_vocab()));
   std::vector<float> logits(static_cast<size_t>(session.n_vocab()));
-  std::vector<int32_t> history;
-  std::fprintf(stderr, "chat template %s; type a message, an empty line or end of input quits\n",
-               model::chat_template_name(tmpl));
-  bool first = true;
+  std::vector<model::ChatMessage> conversation;
+  if (!system.empty()) conversation.push_back({"system", system});
+  std::vector<int32_t> cached;  // the tokens in the KV cache, in order
+  std::fprintf(stderr,
+               "chat template %s, context %lld tokens. Type a message; Ctrl-C stops a reply, "
+               "Ctrl-D or /exit quits.\n",
+               model::chat_template_name(tmpl.tmpl), static_cast<long long>(session.n_ctx()));
+  const SigintHandler sigint;
+  bool interrupted_at_prompt = false;
   std::string line;
   while (true) {
     std::fputs("> ", stdout);
     std::fflush(stdout);
-    if (!std::getline(std::cin, line) || line.empty()) break;
-    std::vector<model::ChatMessage> turn;
-    if (first && !system.empty()) turn.push_back({"system", system});
-    turn.push_back({"user", line});
-    const std::string text = model::apply_chat_template(tmpl, turn, true);
-    std::vector<int32_t> ids = tok.encode(text, first && model::chat_template_adds_bos(tmpl), true);
-    first = false;
-    if (session.n_past() + static_cast<int64_t>(ids.size()) + 1 >= session.n_ctx()) {
+    g_interrupted = 0;
+    if (!std::getline(std::cin, line)) {
+      if (g_interrupted && !std::cin.eof()) {  // Ctrl-C at the prompt
+        std::cin.clear();
+        if (interrupted_at_prompt) break;
+        interrupted_at_prompt = true;
+        std::fputs("\n(Ctrl-C again, Ctrl-D or /exit to quit)\n", stdout);
+        continue;
+      }
+      break;  // end of input
+    }
+    interrupted_at_prompt = false;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (line == "/exit" || line == "/quit") break;
+
+    conversation.push_back({"user", line});
+    const std::string text = model::apply_chat_template(tmpl.tmpl, conversation, true);
+    const std::vector<int32_t> ids =
+        tok.encode(text, model::chat_template_adds_bos(tmpl.tmpl), true);
+    if (static_cast<int64_t>(ids.size()) + 1 >= session.n_ctx()) {
       std::fprintf(stderr,
-                   "\n[the conversation fills the context of %lld tokens; start a new chat]\n",
-                   static_cast<long long>(session.n_ctx()));
+                   "[the conversation (%zu tokens) fills the context of %lld tokens; start a new "
+                   "chat, or raise -c up to the model's %lld]\n",
+                   ids.size(), static_cast<long long>(session.n_ctx()),
+                   static_cast<long long>(weights->config().n_ctx_train));
       break;
     }
-    session.eval(ids, logits.data(), false);
-    history.insert(history.end(), ids.begin(), ids.end());
+    // Evaluate only what the cache does not hold yet.
+    size_t common = 0;
+    while (common < cached.size() && common < ids.size() && cached[common] == ids[common]) ++common;
+    if (common == ids.size()) --common;  // the last token is evaluated again for its logits
+    if (verbose) {
+      std::string head;
+      for (size_t i = common; i < ids.size() && i < common + 8; ++i) {
+        if (!head.empty()) head += ',';
+        head += std::to_string(ids[i]);
+      }
+      std::fprintf(stderr, "[turn: %zu tokens reused from the cache, %zu evaluated: %s%s]\n",
+                   common, ids.size() - common, head.c_str(),
+                   ids.size() - common > 8 ? ",..." : "");
+    }
+    session.truncate(static_cast<int64_t>(common));
+    cached.resize(common);
+    session.eval(std::span<const int32_t>(ids).subspan(common), logits.data(), false);
+    cached.insert(cached.end(), ids.begin() + static_cast<ptrdiff_t>(common), ids.end());
+
     model::StreamingDetokenizer detok(tok, false, false);
-    for (int64_t i = 0; i < n_predict; ++i) {
-      const int32_t next = sampler.sample(logits.data(), history);
-      history.push_back(next);
-      // The end-of-turn token goes into the cache too, so the next turn follows it.
-      const bool end = tok.is_eog(next) || session.n_past() + 1 >= session.n_ctx();
-      session.eval(std::span<const int32_t>(&next, 1), logits.data(), false);
-      if (end) break;
+    std::string reply;
+    for (int64_t i = 0; i < n_predict && !g_interrupted; ++i) {
+      const int32_t next = sampler.sample(logits.data(), cached);
+      if (tok.is_eog(next)) break;
       const std::string piece = detok.push(next);
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      reply += piece;
+      const std::string shown = sanitize_utf8(piece);
+      std::fwrite(shown.data(), 1, shown.size(), stdout);
       std::fflush(stdout);
+      if (session.n_past() + 2 >= session.n_ctx()) break;  // room for the end of the turn
+      session.eval(std::span<const int32_t>(&next, 1), logits.data(), false);
+      cached.push_back(next);
     }
     const std::string rest = detok.flush();
-    std::fwrite(rest.data(), 1, rest.size(), stdout);
-    std::fputs("\n", stdout);
+    reply += rest;
+    const std::string shown = sanitize_utf8(rest);
+    std::fwrite(shown.data(), 1, shown.size(), stdout);
+    std::fputs(g_interrupted ? " [stopped]\n" : "\n", stdout);
+    conversation.push_back({"assistant", reply});
   }
-  return 0;
+  std::fputs("\n", stdout);
+  return kExitOk;
 }
 
 }  // namespace
 
 BITNET_COMMAND("chat", kUsage,
-               "interactive chat on stdin/stdout with the model's chat template; the conversation\n"
-               "stays in the KV cache, so each turn evaluates only its new tokens",
-               cmd_chat);
+               "interactive chat on stdin/stdout with the model's chat template; earlier turns\n"
+               "stay in the KV cache, so each turn evaluates only its new tokens",
+               kOptions, cmd_chat);
 
 }  // namespace bitnet::cli

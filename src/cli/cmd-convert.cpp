@@ -1,9 +1,11 @@
 // bitnet convert: a Hugging Face BitNet checkpoint directory to a GGUF file, streamed tensor by
 // tensor (model/hf-convert.h), with a progress line on stderr.
 #include <cstdio>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
+#include "cli/cli-common.h"
 #include "cli/commands.h"
 #include "formats/ggml-types.h"
 #include "formats/gguf.h"
@@ -18,6 +20,12 @@ using formats::GgmlType;
 constexpr const char* kUsage =
     "convert HF_DIR -o OUT.gguf [--type i2_s|tq2_0|tq1_0] [--embd-type f16|q8_0|q6_k|f32]";
 
+constexpr const char* kOptions =
+    "  -o, --output FILE     the GGUF file to write (checked before converting)\n"
+    "  --type T              ternary linears as i2_s (default; bitnet.cpp's), tq2_0 or tq1_0\n"
+    "                        (llama.cpp's)\n"
+    "  --embd-type T         token embedding (and output) as f16 (default), q8_0, q6_k or f32\n";
+
 uint32_t parse_type(const std::string& flag, const std::string& v,
                     std::initializer_list<std::pair<const char*, GgmlType>> choices) {
   std::string names;
@@ -26,25 +34,25 @@ uint32_t parse_type(const std::string& flag, const std::string& v,
     if (!names.empty()) names += '|';
     names += name;
   }
-  throw std::invalid_argument(flag + ": expected " + names + ", found '" + v + "'");
+  throw UsageError(flag + ": expected " + names + ", found '" + v + "'");
 }
 
 void convert(const std::string& in_dir, const std::string& out_path, model::HfConvertOptions opt);
 
 int cmd_convert(int argc, char** argv) {
+  Args args(argc, argv, kUsage);
   std::string in_dir, out_path;
   model::HfConvertOptions opt;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const bool has_value = i + 1 < argc;
-    if ((a == "-o" || a == "--output") && has_value) {
-      out_path = argv[++i];
-    } else if (a == "--type" && has_value) {
+  while (args.more()) {
+    const std::string a = args.next();
+    if (a == "-o" || a == "--output") {
+      out_path = args.value(a);
+    } else if (a == "--type") {
       opt.ternary_type = parse_type(
-          a, argv[++i],
+          a, args.value(a),
           {{"i2_s", GgmlType::I2_S}, {"tq2_0", GgmlType::TQ2_0}, {"tq1_0", GgmlType::TQ1_0}});
-    } else if (a == "--embd-type" && has_value) {
-      opt.embedding_type = parse_type(a, argv[++i],
+    } else if (a == "--embd-type") {
+      opt.embedding_type = parse_type(a, args.value(a),
                                       {{"f16", GgmlType::F16},
                                        {"q8_0", GgmlType::Q8_0},
                                        {"q6_k", GgmlType::Q6_K},
@@ -52,21 +60,19 @@ int cmd_convert(int argc, char** argv) {
     } else if (!a.empty() && a[0] != '-' && in_dir.empty()) {
       in_dir = a;
     } else {
-      throw std::invalid_argument("unexpected argument '" + a + "' (usage: bitnet " +
-                                  std::string(kUsage) + ")");
+      args.unknown(a);
     }
   }
-  if (in_dir.empty() || out_path.empty()) {
-    throw std::invalid_argument(std::string("usage: bitnet ") + kUsage);
-  }
+  if (in_dir.empty() || out_path.empty()) args.fail("HF_DIR and -o OUT.gguf are required");
+  check_writable("-o", out_path);  // before the conversion, not after it
 
-  // A checkpoint that cannot be converted is a failure (exit 1), not a usage error (exit 2).
+  // A checkpoint that cannot be converted is bad input (exit 3), not a usage error (exit 2).
   try {
     convert(in_dir, out_path, opt);
   } catch (const std::invalid_argument& e) {
-    throw std::runtime_error(e.what());
+    throw InputError(e.what());
   }
-  return 0;
+  return kExitOk;
 }
 
 void convert(const std::string& in_dir, const std::string& out_path, model::HfConvertOptions opt) {
@@ -81,15 +87,16 @@ void convert(const std::string& in_dir, const std::string& out_path, model::HfCo
                c.tied_output ? "tied" : "separate",
                formats::ggml_type_name(opt.ternary_type).c_str(),
                formats::ggml_type_name(opt.embedding_type).c_str());
-  opt.progress = [](size_t i, size_t n, const std::string& name) {
-    std::fprintf(stderr, "\rconvert: [%zu/%zu] %-40s", i + 1, n, name.c_str());
-    std::fflush(stderr);
+  std::unique_ptr<Progress> progress;
+  opt.progress = [&progress](size_t i, size_t n, const std::string&) {
+    if (!progress) progress = std::make_unique<Progress>("convert: tensor", n, "");
+    progress->update(i + 1);
+    if (i + 1 == n) progress->done();
   };
   formats::GgufWriter writer;
   const model::HfConvertResult result = model::add_hf_checkpoint(ck, opt, writer);
   writer.write(out_path);
-  std::fprintf(stderr, "\nconvert: wrote %s (%zu tensors)\n", out_path.c_str(),
-               ck.tensors().size());
+  std::fprintf(stderr, "convert: wrote %s (%zu tensors)\n", out_path.c_str(), ck.tensors().size());
   if (const auto& t = result.tokenizer) {
     std::fprintf(stderr, "convert: tokenizer: %s%s%s, %zu tokens (%zu padding), %zu merges\n",
                  t->model.c_str(), t->pre.empty() ? "" : ", pre ", t->pre.c_str(), t->n_tokens,
@@ -108,7 +115,7 @@ BITNET_COMMAND("convert", kUsage,
                "LlamaForCausalLM with a bitnet quantization_config) to GGUF, tensor by tensor,\n"
                "with the tokenizer from tokenizer.json (byte-level BPE or SentencePiece-style);\n"
                "packed uint8 weights are unpacked, bf16/f16/f32 master weights ternarised with\n"
-               "absmean; default --type i2_s --embd-type f16",
-               cmd_convert);
+               "absmean",
+               kOptions, cmd_convert);
 
 }  // namespace bitnet::cli

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cli/cli-common.h"
 #include "cli/commands.h"
 #include "core/timer.h"
 #include "formats/ggml-types.h"
@@ -60,80 +61,68 @@ void list_presets() {
 }
 
 int cmd_gen_dummy(int argc, char** argv) {
+  Args args(argc, argv, kUsage);
   std::string preset_name, out_path;
   model::DummyOptions options;
   bool list = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc)
-        throw std::invalid_argument(a + " needs a value (usage: bitnet " + kUsage + ")");
-      return argv[++i];
-    };
-    if (a == "--preset") {
-      preset_name = value();
-    } else if (a == "--type") {
-      options.linear_type = model::parse_dummy_linear_type(value());
-    } else if (a == "--embd-type") {
-      options.embd_type = model::parse_dummy_embd_type(value());
-    } else if (a == "--seed") {
-      const std::string v = value();
-      size_t used = 0;
-      unsigned long long seed = 0;
-      try {
-        seed = std::stoull(v, &used, 0);
-      } catch (const std::exception&) {
-        used = 0;
+  while (args.more()) {
+    const std::string a = args.next();
+    try {
+      if (a == "--preset") {
+        preset_name = args.value(a);
+      } else if (a == "--type") {
+        options.linear_type = model::parse_dummy_linear_type(args.value(a));
+      } else if (a == "--embd-type") {
+        options.embd_type = model::parse_dummy_embd_type(args.value(a));
+      } else if (a == "--seed") {
+        options.seed = args.u64_value(a);
+      } else if (a == "-o" || a == "--output") {
+        out_path = args.value(a);
+      } else if (a == "--list") {
+        list = true;
+      } else {
+        args.unknown(a);
       }
-      if (used != v.size() || v.empty() || v[0] == '-') {
-        throw std::invalid_argument("--seed '" + v + "' is not a non-negative integer");
-      }
-      options.seed = seed;
-    } else if (a == "-o" || a == "--output") {
-      out_path = value();
-    } else if (a == "--list") {
-      list = true;
-    } else {
-      throw std::invalid_argument("unknown option '" + a + "' (usage: bitnet " + kUsage + ")");
+    } catch (const UsageError&) {
+      throw;
+    } catch (const std::invalid_argument& e) {  // the parsers' "unknown type" messages
+      throw UsageError(a + ": " + e.what());
     }
   }
   if (list) {
     list_presets();
     return 0;
   }
-  if (preset_name.empty()) {
-    std::string known;
-    for (const auto& p : model::dummy_presets()) known += (known.empty() ? "" : ", ") + p.name;
-    throw std::invalid_argument("--preset is required (one of: " + known + ")");
+  std::string known;
+  for (const auto& p : model::dummy_presets()) known += (known.empty() ? "" : ", ") + p.name;
+  if (preset_name.empty()) args.fail("--preset is required (one of: " + known + ")");
+  if (out_path.empty()) args.fail("-o FILE is required");
+  const model::DummyPreset* found = nullptr;
+  try {
+    found = &model::find_dummy_preset(preset_name);
+    model::check_dummy_options(*found, options);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
   }
-  const model::DummyPreset& preset = model::find_dummy_preset(preset_name);
-  if (out_path.empty()) throw std::invalid_argument("-o FILE is required");
-  model::check_dummy_options(preset, options);
+  const model::DummyPreset& preset = *found;
+  check_writable("-o", out_path);
 
   const uint64_t total = model::dummy_tensor_bytes(preset, options);
-  const bool show = total >= kProgressBytes;
+  Progress bar("writing " + out_path + ":", total);
   model::DummyProgress progress;
-  if (show) {
-    // One update per percent, not per tensor: a 2B4T file has 332 tensors.
-    progress = [total, shown = -1](size_t done, size_t n, uint64_t bytes) mutable {
-      const int percent = static_cast<int>(100 * bytes / total);
-      if (percent == shown && done != n) return;
-      shown = percent;
-      std::fprintf(stderr, "\rtensor %zu/%zu, %.0f / %.0f MB", done, n,
-                   static_cast<double>(bytes) / 1e6, static_cast<double>(total) / 1e6);
-      std::fflush(stderr);
-    };
+  if (total >= kProgressBytes) {
+    progress = [&bar](size_t, size_t, uint64_t bytes) { bar.update(bytes); };
   }
   const auto t0 = std::chrono::steady_clock::now();
   model::write_dummy_model(preset, options, out_path, progress);
-  if (show) std::fprintf(stderr, "\n");
+  if (total >= kProgressBytes) bar.done();
   std::printf("wrote %s: preset %s, linears %s, embedding %s, seed %llu, %s in %.1f s\n",
               out_path.c_str(), preset.name.c_str(),
               formats::ggml_type_name(options.linear_type).c_str(),
               formats::ggml_type_name(options.embd_type).c_str(),
               static_cast<unsigned long long>(options.seed),
               size_text(model::dummy_file_bytes(preset, options)).c_str(), seconds_since(t0));
-  return 0;
+  return kExitOk;
 }
 
 }  // namespace
@@ -143,6 +132,12 @@ BITNET_COMMAND("gen-dummy", kUsage,
                "bitnet-large, bitnet-3b, llama3-8b-1.58, falcon3-10b-1.58) or a small one for\n"
                "tests and benchmarks (tiny-1m, medium-100m), with a synthetic byte-level\n"
                "tokenizer; --list shows presets, parameters and sizes",
+               "  --preset NAME         the shapes (--list shows them all)\n"
+               "  --type T              linears as i2_s (default), tq2_0, tq1_0 or f16\n"
+               "  --embd-type T         embedding (and output) as f16 (default), q8_0 or q6_k\n"
+               "  --seed S              weights seed (default 0)\n"
+               "  -o, --output FILE     the GGUF file to write\n"
+               "  --list                the presets, their parameters and file sizes\n",
                cmd_gen_dummy);
 
 }  // namespace bitnet::cli

@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
+#include "cli/cli-common.h"
 #include "cli/commands.h"
 #include "formats/ggml-types.h"
 #include "formats/gguf.h"
@@ -191,22 +193,30 @@ int cmd_inspect(int argc, char** argv);
 constexpr const char* kUsage =
     "inspect MODEL [--json] | inspect --plan MODEL [-b ROWS] [--no-fuse] [--no-act-quant]";
 
+constexpr const char* kOptions =
+    "  --json                the same report as one JSON object\n"
+    "  --plan                the execution plan instead of the report\n"
+    "  -b, --batch ROWS      rows per step for --plan (default 256)\n"
+    "  --no-fuse             --plan with the norm+quantization fusions switched off\n"
+    "  --no-act-quant        --plan in the validation mode\n"
+    "The verdict runs every check the engine makes when it loads the file (structure, every\n"
+    "value, ternary codes, the tokenizer): exit 0 when valid, 3 when not.\n";
+
 BITNET_COMMAND("inspect", kUsage,
                "architecture, hyper-parameters, tokenizer, every tensor, totals, bytes read per\n"
-               "generated token and the validation verdict of a GGUF model (exit 1 if invalid).\n"
+               "generated token and the validation verdict of a GGUF model (exit 3 if invalid).\n"
                "--plan prints the execution plan instead: the fusions applied, the operations of\n"
-               "a step with their buffers, and the activation arena laid out by liveness, for\n"
-               "ROWS tokens per step (default 256), with the norm+quantization fusions switched\n"
-               "off (--no-fuse) or in the validation mode (--no-act-quant)",
-               cmd_inspect);
+               "a step with their buffers, and the activation arena laid out by liveness",
+               kOptions, cmd_inspect);
 
 int cmd_inspect(int argc, char** argv) {
+  Args args(argc, argv, kUsage);
   std::string path;
   bool json = false, plan = false;
   model::PlanOptions po;
   po.max_rows = 256;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
+  while (args.more()) {
+    const std::string a = args.next();
     if (a == "--json") {
       json = true;
     } else if (a == "--plan") {
@@ -216,30 +226,31 @@ int cmd_inspect(int argc, char** argv) {
     } else if (a == "--no-act-quant") {
       po.quantize_activations = false;
     } else if (a == "-b" || a == "--batch") {
-      if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value (rows per step)");
-      const std::string v = argv[++i];
-      int64_t rows = 0;
-      const auto r = std::from_chars(v.data(), v.data() + v.size(), rows);
-      if (r.ec != std::errc() || r.ptr != v.data() + v.size() || rows < 1 || rows > (1 << 20)) {
-        throw std::invalid_argument(a + ": expected rows per step in 1.." +
-                                    std::to_string(1 << 20) + ", found '" + v + "'");
-      }
-      po.max_rows = rows;
+      po.max_rows = args.int_value(a + " (rows per step)", 1, 1 << 20);
     } else if (!a.empty() && a[0] == '-') {
-      throw std::invalid_argument("unknown option '" + a + "' (usage: bitnet " +
-                                  std::string(kUsage) + ")");
+      args.unknown(a);
     } else if (path.empty()) {
       path = a;
     } else {
-      throw std::invalid_argument("takes one MODEL, found a second: '" + a + "'");
+      args.fail("takes one MODEL, found a second: '" + a + "'");
     }
   }
-  if (path.empty())
-    throw std::invalid_argument("missing MODEL (usage: bitnet " + std::string(kUsage) + ")");
+  if (path.empty()) args.fail("missing MODEL");
 
-  const formats::GgufFile file = formats::GgufFile::open(path);
+  std::optional<formats::GgufFile> opened;
+  try {
+    opened.emplace(formats::GgufFile::open(path));
+  } catch (const std::exception& e) {
+    throw InputError(e.what());
+  }
+  const formats::GgufFile& file = *opened;
   if (plan) {
-    const model::ModelConfig cfg = model::read_model_config(file);
+    model::ModelConfig cfg;
+    try {
+      cfg = model::read_model_config(file);
+    } catch (const std::exception& e) {
+      throw InputError(e.what());
+    }
     // The layout the loader picks (model-weights.h): T1 where the kernels decode it at memory
     // speed, else T2.
     const kernels::TernaryLayout layout = kernels::active_kernels().isa == kernels::Isa::Avx512
@@ -260,7 +271,7 @@ int cmd_inspect(int argc, char** argv) {
   } else {
     print_text(info);
   }
-  return info.valid() ? 0 : 1;
+  return info.valid() ? kExitOk : kExitBadInput;
 }
 
 }  // namespace bitnet::cli

@@ -33,6 +33,20 @@ constexpr const char* kUsage =
     "      (-f TEXT_FILE | -p TEXT | --tokens 1,2,3 | --random-tokens N [--seed S])\n"
     "      [--no-act-quant] [-c CTX] [-t N] [--json] [--per-position]";
 
+constexpr const char* kOptions =
+    "  --base MODEL          the base configuration's model (default: -m)\n"
+    "  --kv f16|f32          the tested KV cache type (default f16)\n"
+    "  --base-kv f16|f32     the base's KV cache type (default: --kv)\n"
+    "  -f, --file FILE       the tokens of a text (BOS per the vocabulary, special-token text\n"
+    "                        kept as text)\n"
+    "  -p, --prompt TEXT     likewise for TEXT\n"
+    "  --tokens 1,2,3        these token ids\n"
+    "  --random-tokens N     N uniform random ids (--seed S, default 0)\n"
+    "  --no-act-quant        both in the validation mode (no int8 activation quantization)\n"
+    "  -c, --ctx-size N      window length (default: all tokens, up to the context length)\n"
+    "  --json                one JSON object with every position\n"
+    "  --per-position        a table of every position\n" BITNET_MODEL_OPTIONS_HELP;
+
 constexpr const char* kSummary =
     "KL divergence of the next-token distributions of MODEL (with --kv) from a base\n"
     "configuration (--base, default MODEL; --base-kv, default --kv) over the same tokens:\n"
@@ -46,8 +60,7 @@ const char* kv_name(model::KvType kv) {
 }
 
 model::KvType parse_kv(const std::string& flag, const std::string& v) {
-  if (v != "f16" && v != "f32")
-    throw std::invalid_argument(flag + ": expected f16 or f32, found '" + v + "'");
+  if (v != "f16" && v != "f32") throw UsageError(flag + ": expected f16 or f32, found '" + v + "'");
   return v == "f16" ? model::KvType::F16 : model::KvType::F32;
 }
 
@@ -84,9 +97,8 @@ void check_same_vocabulary(const model::ModelWeights& base, const std::string& b
                            const model::ModelWeights& test, const std::string& test_path) {
   const int64_t vb = base.config().n_vocab, vt = test.config().n_vocab;
   if (vb != vt) {
-    throw std::invalid_argument("vocabularies differ: --base " + base_path + " has " +
-                                std::to_string(vb) + " tokens, -m " + test_path + " has " +
-                                std::to_string(vt));
+    throw InputError("vocabularies differ: --base " + base_path + " has " + std::to_string(vb) +
+                     " tokens, -m " + test_path + " has " + std::to_string(vt));
   }
   const auto* tb = base.file().find("tokenizer.ggml.tokens");
   const auto* tt = test.file().find("tokenizer.ggml.tokens");
@@ -95,9 +107,8 @@ void check_same_vocabulary(const model::ModelWeights& base, const std::string& b
   const auto& st = tt->as_array<std::string>();
   for (size_t i = 0; i < std::min(sb.size(), st.size()); ++i) {
     if (sb[i] != st[i]) {
-      throw std::invalid_argument("vocabularies differ: token " + std::to_string(i) + " is '" +
-                                  sb[i] + "' in --base " + base_path + " but '" + st[i] +
-                                  "' in -m " + test_path);
+      throw InputError("vocabularies differ: token " + std::to_string(i) + " is '" + sb[i] +
+                       "' in --base " + base_path + " but '" + st[i] + "' in -m " + test_path);
     }
   }
 }
@@ -107,10 +118,8 @@ std::unique_ptr<model::ModelWeights> load_for(const CommonModelOptions& o,
                                               const std::string& flag) {
   try {
     return load_model(o);
-  } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(flag + ": " + e.what());
-  } catch (const std::exception& e) {
-    throw std::runtime_error(flag + ": " + e.what());
+  } catch (const InputError& e) {
+    throw InputError(flag + ": " + e.what());
   }
 }
 
@@ -123,10 +132,10 @@ struct Input {
 
 std::vector<int32_t> input_tokens(const Input& in, const model::ModelWeights& base) {
   if (in.kind == "random") return random_tokens(in.random_n, base.config().n_vocab, *in.seed);
-  if (in.kind == "tokens") return parse_token_list(in.tokens);
+  if (in.kind == "tokens") return parse_token_list("--tokens", in.tokens);
   // -f and -p: the base model's tokenizer (check_same_vocabulary has made sure the test model's
   // agrees), BOS added when the vocabulary asks for it, control-token text kept as text.
-  return model::Tokenizer::from_gguf(base.file()).encode(in.text, true, false);
+  return load_tokenizer(base).encode(in.text, true, false);
 }
 
 std::string input_description(const Input& in) {
@@ -137,13 +146,6 @@ std::string input_description(const Input& in) {
 }
 
 int cmd_kl(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::printf("usage: bitnet %s\n\n%s\n", kUsage, kSummary);
-      return 0;
-    }
-  }
   Args args(argc, argv, kUsage);
   CommonModelOptions mo;
   std::string base_path;
@@ -175,7 +177,7 @@ int cmd_kl(int argc, char** argv) {
       in.random_n = args.int_value(a, 2, int64_t{1} << 24);
       ++n_inputs;
     } else if (a == "--seed") {
-      in.seed = static_cast<uint64_t>(args.int_value(a, 0, INT64_MAX));
+      in.seed = args.u64_value(a);
     } else if (a == "--no-act-quant") {
       no_act_quant = true;
     } else if (a == "--json") {
@@ -186,21 +188,15 @@ int cmd_kl(int argc, char** argv) {
       args.unknown(a);
     }
   }
-  if (mo.model.empty())
-    throw std::invalid_argument("-m MODEL is required (usage: bitnet " + std::string(kUsage) + ")");
+  if (mo.model.empty()) args.fail("-m MODEL is required");
   if (n_inputs != 1) {
-    throw std::invalid_argument(
-        "give exactly one of -f TEXT_FILE, -p TEXT, --tokens 1,2,3 and --random-tokens N");
+    args.fail("give exactly one of -f TEXT_FILE, -p TEXT, --tokens 1,2,3 and --random-tokens N");
   }
-  if (in.seed && in.kind != "random")
-    throw std::invalid_argument("--seed applies only to --random-tokens");
+  if (in.seed && in.kind != "random") args.fail("--seed applies only to --random-tokens");
   if (in.kind == "random" && !in.seed) in.seed = 0;  // as gen-dummy's default seed
-  if (mo.n_ctx == 1) throw std::invalid_argument("-c: a window needs at least 2 tokens");
-  if (in.kind == "file") {  // read before the (slow) model loads, so a bad path fails at once
-    std::ifstream f(in.file, std::ios::binary);
-    if (!f) throw std::runtime_error("-f " + in.file + ": cannot open");
-    in.text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  }
+  if (mo.n_ctx == 1) throw UsageError("-c: a window needs at least 2 tokens");
+  // Read before the (slow) model loads, so a bad path fails at once.
+  if (in.kind == "file") in.text = read_input_file("-f", in.file);
   if (base_path.empty()) base_path = mo.model;
   const model::KvType test_kv = mo.kv;
   if (!base_kv) base_kv = test_kv;
@@ -219,21 +215,25 @@ int cmd_kl(int argc, char** argv) {
   const int64_t V = base.config().n_vocab;
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (tokens[i] >= V) {
-      throw std::invalid_argument(input_description(in) + ": token " + std::to_string(tokens[i]) +
-                                  " at " + std::to_string(i) + " is outside the vocabulary of " +
-                                  std::to_string(V));
+      throw UsageError(input_description(in) + ": token " + std::to_string(tokens[i]) + " at " +
+                       std::to_string(i) + " is outside the vocabulary of " + std::to_string(V));
     }
   }
   const int64_t n_tokens = static_cast<int64_t>(tokens.size());
   if (n_tokens < 2) {
-    throw std::invalid_argument(input_description(in) + ": " + std::to_string(n_tokens) +
-                                " token(s); at least 2 are needed to score one position");
+    throw UsageError(input_description(in) + ": " + std::to_string(n_tokens) +
+                     " token(s); at least 2 are needed to score one position");
   }
   const int64_t n_ctx_train = std::min(base.config().n_ctx_train, test.config().n_ctx_train);
+  if (mo.n_ctx > n_ctx_train) {
+    throw UsageError("-c " + std::to_string(mo.n_ctx) + " is above the trained context of " +
+                     std::to_string(n_ctx_train) + " tokens");
+  }
   const int64_t window = mo.n_ctx > 0 ? mo.n_ctx : std::min(n_tokens, n_ctx_train);
 
-  ThreadPool pool(mo.threads);
-  model::SessionOptions so_base = mo.session_options(), so_test = mo.session_options();
+  ThreadPool pool(mo.resolved_threads());
+  model::SessionOptions so_base = mo.session_options(base.config());
+  model::SessionOptions so_test = mo.session_options(test.config());
   so_base.n_ctx = so_test.n_ctx = window;
   so_base.kv = *base_kv;
   so_test.kv = test_kv;
@@ -294,7 +294,7 @@ int cmd_kl(int argc, char** argv) {
     j["top1_agreement"] = s.top1_agreement;
     j["top1_same"] = s.top1_same;
     j["perplexity"] = {{"base", s.ppl_base}, {"test", s.ppl_test}, {"diff", ppl_diff}};
-    j["settings"] = {{"threads", mo.threads},
+    j["settings"] = {{"threads", pool.size()},
                      {"layout", kernels::layout_name(base.layout())},
                      {"kernels", kernels::isa_name(kernels::active_kernels().isa)},
                      {"activation_quantization", !no_act_quant},
@@ -312,7 +312,7 @@ int cmd_kl(int argc, char** argv) {
     }
     j["per_position"] = std::move(rows);
     std::printf("%s\n", j.dump(2).c_str());
-    return 0;
+    return kExitOk;
   }
   if (per_position) {
     std::printf("%6s %7s %12s %9s %9s %10s %10s\n", "pos", "next", "kl", "top1_base", "top1_test",
@@ -343,6 +343,6 @@ int cmd_kl(int argc, char** argv) {
 
 }  // namespace
 
-BITNET_COMMAND("kl", kUsage, kSummary, cmd_kl);
+BITNET_COMMAND("kl", kUsage, kSummary, kOptions, cmd_kl);
 
 }  // namespace bitnet::cli

@@ -1,11 +1,13 @@
-// bitnet perplexity: chunked perplexity of a text, computed as llama.cpp's perplexity tool does:
-// the token stream is cut into chunks of n_ctx tokens, each chunk starts with BOS (replacing its
-// first token), and the negative log-likelihood is averaged over the second half of every chunk.
+// bitnet perplexity: the perplexity of a text, computed as llama.cpp's llama-perplexity does:
+//   tokens = the text tokenized with the model's BOS setting (special-token text not parsed);
+//   at least 2 * n_ctx tokens are required; n_chunk = n_tokens / n_ctx (the tail is unused);
+//   chunk c = tokens[c * n_ctx, (c + 1) * n_ctx), its first token replaced by BOS when the
+//   vocabulary adds BOS, evaluated from an empty cache;
+//   NLL = mean over chunks and j in [n_ctx / 2, n_ctx - 1) of -log softmax(logits[j])[token j+1];
+//   PPL = exp(NLL), with llama.cpp's standard error.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -18,7 +20,16 @@ namespace bitnet::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "perplexity -m MODEL -f TEXT [-c CTX] [-t N] [--chunks N] [--kv f16|f32]";
+    "perplexity -m MODEL -f TEXT [-c N] [-t N] [--chunks N] [--kv f16|f32]";
+
+constexpr const char* kOptions =
+    "  -f, --file FILE       the text (UTF-8)\n"
+    "  -c, --ctx-size N      tokens per chunk (default 512, as llama-perplexity is usually run;\n"
+    "                        at least 3 and at most the model's context); the text must have\n"
+    "                        at least 2 x N tokens\n"
+    "  --chunks N            score at most N chunks (default: all)\n" BITNET_MODEL_OPTIONS_HELP;
+
+constexpr int64_t kDefaultChunk = 512;
 
 int cmd_perplexity(int argc, char** argv) {
   Args args(argc, argv, kUsage);
@@ -36,64 +47,88 @@ int cmd_perplexity(int argc, char** argv) {
       args.unknown(a);
     }
   }
-  if (mo.model.empty() || file.empty()) {
-    throw std::invalid_argument("-m MODEL and -f TEXT are required (usage: bitnet " +
-                                std::string(kUsage) + ")");
+  if (mo.model.empty() || file.empty()) args.fail("-m MODEL and -f TEXT are required");
+  // n_ctx / 2 .. n_ctx - 2 are scored: fewer than 3 positions score nothing.
+  if (mo.n_ctx != 0 && mo.n_ctx < 3) {
+    throw UsageError(
+        "-c " + std::to_string(mo.n_ctx) +
+        ": a chunk needs at least 3 tokens (its second half, but the last, is scored)");
   }
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw std::runtime_error(file + ": cannot open");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = read_input_file("-f", file);
 
   const auto weights = load_model(mo);
-  const auto tok = model::Tokenizer::from_gguf(weights->file());
-  const std::vector<int32_t> ids = tok.encode(text, false, false);
-  ThreadPool pool(mo.threads);
-  model::SessionOptions so = mo.session_options();
-  if (so.n_ctx == 0) so.n_ctx = std::min<int64_t>(512, weights->config().n_ctx_train);
+  const auto tok = load_tokenizer(*weights);
+  const std::vector<int32_t> tokens = tok.encode(text, true, false);
+  ThreadPool pool(mo.resolved_threads());
+  model::SessionOptions so = mo.session_options(weights->config());
+  so.n_ctx = mo.context(weights->config(), kDefaultChunk);
   model::BitNetSession session(*weights, so, pool);
   const int64_t n_ctx = session.n_ctx(), V = session.n_vocab();
-  int64_t chunks = static_cast<int64_t>(ids.size()) / n_ctx;
-  if (max_chunks > 0) chunks = std::min(chunks, max_chunks);
-  if (chunks < 1) {
-    throw std::invalid_argument(file + ": " + std::to_string(ids.size()) +
-                                " tokens is less than one chunk of " + std::to_string(n_ctx) +
-                                " (use a smaller -c)");
+  const auto n_tokens = static_cast<int64_t>(tokens.size());
+  if (n_tokens < 2 * n_ctx) {
+    throw InputError("-f " + file + ": " + std::to_string(n_tokens) + " tokens; perplexity with " +
+                     "chunks of " + std::to_string(n_ctx) + " needs at least 2 x " +
+                     std::to_string(n_ctx) + " = " + std::to_string(2 * n_ctx) +
+                     " (as llama-perplexity; use a smaller -c or a longer text)");
   }
+  int64_t chunks = n_tokens / n_ctx;
+  if (max_chunks > 0) chunks = std::min(chunks, max_chunks);
+  const int64_t first = n_ctx / 2;
+  std::fprintf(stderr,
+               "%lld tokens (%s BOS), %lld chunks of %lld, scoring positions %lld..%lld of each\n",
+               static_cast<long long>(n_tokens), tok.add_bos() ? "with" : "without",
+               static_cast<long long>(chunks), static_cast<long long>(n_ctx),
+               static_cast<long long>(first), static_cast<long long>(n_ctx - 2));
+
   std::vector<float> logits(static_cast<size_t>(n_ctx * V));
-  double nll = 0;
-  int64_t counted = 0;
+  double nll = 0, nll2 = 0;
+  int64_t count = 0;
   const auto t0 = std::chrono::steady_clock::now();
+  std::vector<int32_t> chunk(static_cast<size_t>(n_ctx));
   for (int64_t c = 0; c < chunks; ++c) {
-    std::vector<int32_t> chunk(ids.begin() + c * n_ctx, ids.begin() + (c + 1) * n_ctx);
-    if (tok.bos() >= 0) chunk[0] = tok.bos();
+    const int32_t* src = tokens.data() + c * n_ctx;
+    chunk.assign(src, src + n_ctx);
+    if (tok.add_bos() && tok.bos() >= 0) chunk[0] = tok.bos();
     session.reset();
     session.eval(chunk, logits.data(), true);
-    for (int64_t i = n_ctx / 2; i + 1 < n_ctx; ++i) {
-      const float* row = logits.data() + i * V;
-      float mx = row[0];
-      for (int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
+    for (int64_t j = first; j < n_ctx - 1; ++j) {
+      const float* row = logits.data() + j * V;
+      double mx = -INFINITY;
+      for (int64_t v = 0; v < V; ++v) mx = std::max(mx, static_cast<double>(row[v]));
       double sum = 0;
-      for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] - mx));
-      const int32_t target = ids[static_cast<size_t>(c * n_ctx + i + 1)];
-      nll += -(static_cast<double>(row[target] - mx) - std::log(sum));
-      ++counted;
+      for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v]) - mx);
+      const int32_t target = src[j + 1];
+      const double term = -(static_cast<double>(row[target]) - mx - std::log(sum));
+      if (!std::isfinite(term)) {
+        throw std::runtime_error("chunk " + std::to_string(c + 1) + ", position " +
+                                 std::to_string(j) +
+                                 ": the model produced non-finite logits (NaN or infinity)");
+      }
+      nll += term;
+      nll2 += term * term;
+      ++count;
     }
     std::fprintf(stderr, "[%lld/%lld] running perplexity %.4f\n", static_cast<long long>(c + 1),
-                 static_cast<long long>(chunks), std::exp(nll / static_cast<double>(counted)));
+                 static_cast<long long>(chunks), std::exp(nll / static_cast<double>(count)));
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("perplexity: %.4f over %lld tokens (%lld chunks of %lld; %.1f tokens/s)\n",
-              std::exp(nll / static_cast<double>(counted)), static_cast<long long>(counted),
-              static_cast<long long>(chunks), static_cast<long long>(n_ctx),
-              static_cast<double>(chunks * n_ctx) / secs);
-  return 0;
+  const double mean = nll / static_cast<double>(count);
+  const double ppl = std::exp(mean);
+  const double var = nll2 / static_cast<double>(count) - mean * mean;
+  const double err =
+      var > 0 && count > 1 ? std::sqrt(var / static_cast<double>(count - 1)) * ppl : 0.0;
+  std::printf("perplexity: %.4f +/- %.5f over %lld tokens (%lld chunks of %lld; %.1f tokens/s)\n",
+              ppl, err, static_cast<long long>(count), static_cast<long long>(chunks),
+              static_cast<long long>(n_ctx), static_cast<double>(chunks * n_ctx) / secs);
+  return kExitOk;
 }
 
 }  // namespace
 
 BITNET_COMMAND("perplexity", kUsage,
-               "chunked perplexity of a text file as llama.cpp computes it (chunks of -c tokens,\n"
-               "default 512, each starting with BOS; the second half of each chunk is scored)",
-               cmd_perplexity);
+               "perplexity of a text file, computed as llama.cpp's llama-perplexity does: the\n"
+               "text tokenized with the model's BOS setting, cut into chunks of -c tokens (each\n"
+               "starting with BOS when the model adds one), the second half of each chunk scored",
+               kOptions, cmd_perplexity);
 
 }  // namespace bitnet::cli

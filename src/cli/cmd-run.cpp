@@ -1,7 +1,8 @@
-// bitnet run: generate text from a prompt, streaming tokens to stdout; timings on stderr.
-#include <chrono>
+// bitnet run: generate text from a prompt through the Engine (the path the C++ API and the server
+// run), streaming whole UTF-8 characters to stdout; timings on stderr.
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -9,58 +10,95 @@
 #include "cli/cli-common.h"
 #include "cli/commands.h"
 #include "cli/default-model.h"
-#include "core/perf-monitor.h"
-#include "model/chat-template.h"
-#include "model/sampler.h"
-#include "model/tokenizer.h"
 
 namespace bitnet::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "run [-m MODEL] -p PROMPT [-n N] [-t THREADS] [-c CTX] [--temp T] [--top-k K] [--top-p P]\n"
-    "      [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]... [--chat] [--kv f16|f32]\n"
-    "      [--profile FILE.json] [--profile-series]";
+    "run [-m MODEL] (-p PROMPT | -f FILE) [-n N] [-t N] [-c N] [sampling options]\n"
+    "      [--stop TEXT]... [--ignore-eos] [--chat] [--system TEXT] [--chat-template NAME]\n"
+    "      [--display-prompt] [-e] [--profile FILE.json [--profile-series]]";
 
-using Clock = std::chrono::steady_clock;
-
-double seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
+constexpr const char* kOptions =
+    "  -p, --prompt TEXT     the prompt (special-token text such as <|eot_id|> is parsed)\n"
+    "  -f, --file FILE       read the prompt from FILE\n"
+    "  -e, --escape          process escapes in the prompt (\\n \\t \\\\ \\xHH ...)\n"
+    "  -n, --n-predict N     tokens to generate (default 64; -1: until end of generation or\n"
+    "                        the context is full)\n" BITNET_MODEL_OPTIONS_HELP
+    "  -c, --ctx-size N      context in tokens (default: the model's, at most that)\n"
+    "sampling (llama.cpp's chain and defaults; --temp 0 is greedy):\n"
+    "  --temp T              temperature (default 0.8)\n"
+    "  --top-k K             keep the K most likely tokens (default 40; 0: off)\n"
+    "  --top-p P             nucleus sampling (default 0.95; 1: off)\n"
+    "  --min-p P             drop tokens below P x the top probability (default 0.05; 0: off)\n"
+    "  --repeat-penalty R    penalty for repeated tokens (default 1.0: off)\n"
+    "  --repeat-last-n N     tokens the penalty looks back over (default 64; 0: off; -1: all)\n"
+    "  -s, --seed S          random seed (default: fixed, so runs repeat; llama.cpp's default\n"
+    "                        is random)\n"
+    "generation:\n"
+    "  --stop TEXT           stop when TEXT is generated (not printed); repeatable\n"
+    "  --ignore-eos          never stop at an end-of-generation token\n"
+    "  --chat                wrap the prompt in the model's chat template as a user turn\n"
+    "  --system TEXT         system message (implies --chat)\n"
+    "  --chat-template NAME  bitnet-2b4t, llama3 or plain instead of the model's (implies --chat)\n"
+    "output:\n"
+    "  --display-prompt      echo the prompt before the generated text (default: only the\n"
+    "                        generated text is printed; llama.cpp's llama-cli echoes it by\n"
+    "                        default); --no-display-prompt is accepted and is the default\n"
+    "  --profile FILE.json   time of every operation (matmul kinds, attention, norms, LM head,\n"
+    "                        sampling, tokenization) with per-step P50/P95/P99\n"
+    "  --profile-series      ... and every step's times\n";
 
 int cmd_run(int argc, char** argv) {
   Args args(argc, argv, kUsage);
   CommonModelOptions mo;
-  std::string prompt;
-  bool have_prompt = false, chat = false, profile_series = false;
-  std::string profile_path;
+  std::string prompt, prompt_file, profile_path, system, forced_template;
+  bool have_prompt = false, chat = false, profile_series = false, display_prompt = false;
+  bool escapes = false;
+  GenerateOptions go;
   int64_t n_predict = 64;
-  model::SamplerParams sp;
-  std::vector<std::string> stops;
   while (args.more()) {
     if (mo.parse(args)) continue;
     const std::string a = args.next();
     if (a == "-p" || a == "--prompt") {
       prompt = args.value(a);
       have_prompt = true;
+    } else if (a == "-f" || a == "--file") {
+      prompt_file = args.value(a);
+    } else if (a == "-e" || a == "--escape") {
+      escapes = true;
     } else if (a == "-n" || a == "--n-predict") {
-      n_predict = args.int_value(a, 0, int64_t{1} << 24);
+      n_predict = args.int_value(a, -1, int64_t{1} << 24);
     } else if (a == "--temp") {
-      sp.temperature = static_cast<float>(args.float_value(a, 0, 100));
+      go.temperature = static_cast<float>(args.float_value(a, 0, 100));
     } else if (a == "--top-k") {
-      sp.top_k = static_cast<int32_t>(args.int_value(a, 0, 1 << 30));
+      go.top_k = static_cast<int32_t>(args.int_value(a, 0, 1 << 30));
     } else if (a == "--top-p") {
-      sp.top_p = static_cast<float>(args.float_value(a, 0, 1));
+      go.top_p = static_cast<float>(args.float_value(a, 1e-6, 1));
     } else if (a == "--min-p") {
-      sp.min_p = static_cast<float>(args.float_value(a, 0, 1));
+      go.min_p = static_cast<float>(args.float_value(a, 0, 1));
     } else if (a == "--repeat-penalty") {
-      sp.repeat_penalty = static_cast<float>(args.float_value(a, 0, 100));
-    } else if (a == "--seed") {
-      sp.seed = static_cast<uint64_t>(args.int_value(a, 0, INT64_MAX));
+      go.repeat_penalty = static_cast<float>(args.float_value(a, 1e-3, 100));
+    } else if (a == "--repeat-last-n") {
+      go.repeat_last_n = static_cast<int32_t>(args.int_value(a, -1, 1 << 30));
+    } else if (a == "-s" || a == "--seed") {
+      go.seed = args.u64_value(a);
     } else if (a == "--stop") {
-      stops.push_back(args.value(a));
+      go.stop.push_back(args.value(a));
+    } else if (a == "--ignore-eos") {
+      go.ignore_eos = true;
     } else if (a == "--chat") {
       chat = true;
+    } else if (a == "--system") {
+      system = args.value(a);
+      chat = true;
+    } else if (a == "--chat-template") {
+      forced_template = args.value(a);
+      chat = true;
+    } else if (a == "--display-prompt") {
+      display_prompt = true;
+    } else if (a == "--no-display-prompt") {
+      display_prompt = false;
     } else if (a == "--profile") {
       profile_path = args.value(a);
     } else if (a == "--profile-series") {
@@ -69,135 +107,69 @@ int cmd_run(int argc, char** argv) {
       args.unknown(a);
     }
   }
-  if (!have_prompt)
-    throw std::invalid_argument("-p PROMPT is required (usage: bitnet " + std::string(kUsage) +
-                                ")");
-  if (profile_series && profile_path.empty()) {
-    throw std::invalid_argument("--profile-series needs --profile FILE.json");
-  }
-  std::ofstream profile_out;
-  if (!profile_path.empty()) {  // opened first: a bad path fails before the model loads
-    profile_out.open(profile_path);
-    if (!profile_out) throw std::invalid_argument("--profile: cannot write " + profile_path);
-  }
-  PerfMonitor monitor;
-  PerfMonitor* mon = profile_path.empty() ? nullptr : &monitor;
+  if (have_prompt == !prompt_file.empty()) args.fail("give exactly one of -p PROMPT and -f FILE");
+  if (profile_series && profile_path.empty()) args.fail("--profile-series needs --profile FILE");
+  if (!prompt_file.empty()) prompt = read_input_file("-f", prompt_file);
+  if (escapes) prompt = process_escapes(prompt);
+  // Checked before the model loads: a bad path fails at once.
+  if (!profile_path.empty()) check_writable("--profile", profile_path);
   if (mo.model.empty()) mo.model = default_model();
 
-  const auto weights = load_model(mo);
-  const model::Tokenizer tok = model::Tokenizer::from_gguf(weights->file());
-  if (tok.n_vocab() != weights->config().n_vocab) {
-    throw std::invalid_argument(mo.model + ": the tokenizer has " + std::to_string(tok.n_vocab()) +
-                                " tokens but the model's vocabulary is " +
-                                std::to_string(weights->config().n_vocab));
+  const std::unique_ptr<Engine> engine = open_engine(mo, mo.engine_config());
+  const EngineInfo& info = engine->info();
+  if (mo.n_ctx > info.trained_context) {
+    throw UsageError("-c " + std::to_string(mo.n_ctx) +
+                     " is above the model's trained context of " +
+                     std::to_string(info.trained_context) + " tokens");
+  }
+  if (!info.chat_template_note.empty() && chat) {
+    std::fprintf(stderr, "warning: %s (choose one with --chat-template)\n",
+                 info.chat_template_note.c_str());
   }
   std::string text = prompt;
   if (chat) {
-    const auto jinja = weights->file().find_string("tokenizer.chat_template");
-    const auto tmpl =
-        model::detect_chat_template(jinja, tok.find_token("<|eot_id|>").has_value(),
-                                    tok.find_token("<|start_header_id|>").has_value());
-    text = model::apply_chat_template(tmpl, {{"user", prompt}}, true);
+    std::vector<ChatMessage> messages;
+    if (!system.empty()) messages.push_back({"system", system});
+    messages.push_back({"user", prompt});
+    text = engine->render_chat(messages, true);
   }
-  std::vector<int32_t> prompt_ids;
-  {
-    PerfScope s(mon, PerfOp::Tokenize);
-    prompt_ids = tok.encode(text, true, true);
-  }
-  ThreadPool pool(mo.threads);
-  model::BitNetSession session(*weights, mo.session_options(), pool);
-  session.set_monitor(mon);
-  if (static_cast<int64_t>(prompt_ids.size()) >= session.n_ctx()) {
-    throw std::invalid_argument("the prompt has " + std::to_string(prompt_ids.size()) +
-                                " tokens but the context holds " + std::to_string(session.n_ctx()) +
-                                " (use -c to raise it, up to the model's " +
-                                std::to_string(weights->config().n_ctx_train) + ")");
-  }
-  model::Sampler sampler(sp, static_cast<int32_t>(session.n_vocab()));
-  model::StopMatcher stop(stops);
-  model::StreamingDetokenizer detok(tok, false, false);
-  std::vector<float> logits(static_cast<size_t>(session.n_vocab()));
-  std::vector<int32_t> history = prompt_ids;
-  history.reserve(prompt_ids.size() + static_cast<size_t>(n_predict));
+  go.max_tokens = n_predict >= 0 ? n_predict : info.context_size;
 
-  std::fputs(chat ? "" : prompt.c_str(), stdout);
+  if (display_prompt) std::fputs(sanitize_utf8(prompt).c_str(), stdout);
   std::fflush(stdout);
-  const auto t0 = Clock::now();
-  session.eval(prompt_ids, logits.data(), false);
-  const auto t_prompt = Clock::now();
-  Clock::time_point t_first = t_prompt;
-  int64_t generated = 0;
-  const char* why = "length limit";
-  for (; generated < n_predict; ++generated) {
-    int32_t next;
-    {
-      PerfScope s(mon, PerfOp::Sampling);
-      next = sampler.sample(logits.data(), history);
-    }
-    if (generated == 0) t_first = Clock::now();
-    if (tok.is_eog(next)) {
-      why = "end of generation token";
-      break;
-    }
-    history.push_back(next);
-    model::StopMatcher::Step step;
-    {
-      PerfScope s(mon, PerfOp::Detokenize);
-      step = stop.feed(detok.push(next));
-    }
-    std::fwrite(step.emit.data(), 1, step.emit.size(), stdout);
+  const GenerateResult r = engine->generate(text, go, [](std::string_view piece) {
+    // Pieces are whole characters; bytes that form none become U+FFFD.
+    const std::string valid = sanitize_utf8(piece);
+    std::fwrite(valid.data(), 1, valid.size(), stdout);
     std::fflush(stdout);
-    if (step.stopped) {
-      why = "stop string";
-      ++generated;
-      break;
-    }
-    if (session.n_past() >= session.n_ctx()) {
-      why = "context full";
-      ++generated;
-      break;
-    }
-    if (generated + 1 < n_predict)
-      session.eval(std::span<const int32_t>(&next, 1), logits.data(), false);
-  }
-  if (!stop.stopped()) {
-    const auto rest = stop.feed(detok.flush());
-    std::fwrite(rest.emit.data(), 1, rest.emit.size(), stdout);
-    const auto tail = stop.flush();
-    std::fwrite(tail.data(), 1, tail.size(), stdout);
-  }
+    return true;
+  });
   std::fputs("\n", stdout);
   std::fflush(stdout);
-  const auto t_end = Clock::now();
-  const double tp = seconds(t0, t_prompt), tg = seconds(t_first, t_end);
+  const GenerateTimings& t = r.timings;
+  const auto n = static_cast<long long>(r.tokens.size());
   std::fprintf(stderr,
-               "\nprompt: %zu tokens in %.3f s (%.1f t/s) | generation: %lld tokens in %.3f s "
-               "(%.1f t/s) | time to first token: %.1f ms | stopped: %s | threads %d, kernels %s\n",
-               prompt_ids.size(), tp, static_cast<double>(prompt_ids.size()) / tp,
-               static_cast<long long>(generated), tg,
-               generated > 1 ? static_cast<double>(generated - 1) / tg : 0.0,
-               1000.0 * seconds(t0, t_first), why, pool.size(),
-               kernels::isa_name(kernels::active_kernels().isa));
-  if (mon) {
-    monitor.write_json(profile_out, profile_series);
-    profile_out << "\n";
-    if (!profile_out.flush())
-      throw std::runtime_error("--profile: writing " + profile_path + " failed");
-    std::fprintf(stderr, "profile: %s (%lld steps)\n", profile_path.c_str(),
-                 static_cast<long long>(monitor.steps()));
+               "\nprompt: %lld tokens (%.1f t/s) | generation: %lld tokens (%.1f t/s) | time to "
+               "first token: %.1f ms | stopped: %s | threads %d, kernels %s\n",
+               static_cast<long long>(r.prompt_tokens), t.prompt_tokens_per_second, n,
+               t.generation_tokens_per_second, t.time_to_first_token_ms, to_string(r.stop_reason),
+               info.threads, info.kernels.c_str());
+  if (!profile_path.empty()) {
+    std::ofstream out(profile_path);
+    out << engine->profile_json(profile_series) << "\n";
+    if (!out.flush()) throw std::runtime_error("--profile: writing " + profile_path + " failed");
+    std::fprintf(stderr, "profile: %s (%llu steps)\n", profile_path.c_str(),
+                 static_cast<unsigned long long>(engine->stats().steps));
   }
-  return 0;
+  return kExitOk;
 }
 
 }  // namespace
 
 BITNET_COMMAND("run", kUsage,
-               "generate text, streamed to stdout; prompt t/s, generation t/s and time to first\n"
-               "token on stderr. Without -m: a built-in 2B4T-shaped model with random weights,\n"
-               "generated on first use. --chat wraps the prompt in the model's chat template.\n"
-               "--profile FILE.json writes the time of each operation (matmul kinds, attention,\n"
-               "norms, lm head, sampling, tokenization), per step P50/P95/P99 included;\n"
-               "--profile-series adds every step's times",
-               cmd_run);
+               "generate text, streamed to stdout (only the generated text unless\n"
+               "--display-prompt); prompt t/s, generation t/s and time to first token on stderr.\n"
+               "Without -m: the built-in default model",
+               kOptions, cmd_run);
 
 }  // namespace bitnet::cli

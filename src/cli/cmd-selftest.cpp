@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/cli-common.h"
 #include "cli/commands.h"
 #include "core/cpu-features.h"
 #include "core/timer.h"
@@ -165,22 +166,24 @@ BITNET_COMMAND("selftest", "selftest [-t N] [--quick]",
                "check every kernel variant this CPU runs against the scalar reference\n"
                "(bit-exact), then a short speed summary against this machine's measured read\n"
                "bandwidth and int8 peak",
+               "  -t, --threads N       threads for the speed summary (default: all cores, "
+               "{threads})\n"
+               "  --quick               a shorter speed summary\n",
                cmd_selftest);
-BITNET_COMMAND("cpu", "cpu", "CPU features and the kernel variant in use", cmd_cpu);
+BITNET_COMMAND("cpu", "cpu", "CPU features and the kernel variant in use", "", cmd_cpu);
 
 int cmd_selftest(int argc, char** argv) {
+  Args args(argc, argv, "selftest [-t N] [--quick]");
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   bool quick = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if ((a == "-t" || a == "--threads") && i + 1 < argc) {
-      threads = std::stoi(argv[++i]);
-      if (threads < 1) throw std::invalid_argument("-t needs a positive thread count");
+  while (args.more()) {
+    const std::string a = args.next();
+    if (a == "-t" || a == "--threads") {
+      threads = static_cast<int>(args.int_value(a, 1, 1024));
     } else if (a == "--quick") {
       quick = true;
     } else {
-      throw std::invalid_argument("unknown option '" + a +
-                                  "' (usage: bitnet selftest [-t N] [--quick])");
+      args.unknown(a);
     }
   }
   if (threads < 1) threads = 1;
@@ -200,8 +203,9 @@ int cmd_selftest(int argc, char** argv) {
   return 0;
 }
 
-int cmd_cpu(int argc, char**) {
-  if (argc > 1) throw std::invalid_argument("takes no options");
+int cmd_cpu(int argc, char** argv) {
+  Args args(argc, argv, "cpu");
+  if (args.more()) args.unknown(args.next());
   const CpuFeatures& f = cpu_features();
   std::printf("model:    %s\nfeatures: %s\nkernels:  %s (usable:", f.model_name.c_str(),
               f.describe().c_str(), isa_name(active_kernels().isa));

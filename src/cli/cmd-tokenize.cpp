@@ -1,8 +1,8 @@
 // bitnet tokenize: token ids of a text with the model's tokenizer.
 #include <cstdio>
-#include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -16,6 +16,14 @@ namespace {
 
 constexpr const char* kUsage =
     "tokenize -m MODEL [--no-bos] [--no-parse-special] (-p TEXT | -f FILE) [--json]";
+
+constexpr const char* kOptions =
+    "  -m, --model FILE      a GGUF file with a tokenizer (a vocabulary-only file will do)\n"
+    "  -p, --prompt TEXT     the text\n"
+    "  -f, --file FILE       the text of FILE\n"
+    "  --no-bos              do not add BOS even when the vocabulary asks for it\n"
+    "  --no-parse-special    keep special-token text such as <|eot_id|> as plain text\n"
+    "  --json                {model, n_tokens, ids, pieces} as one JSON object\n";
 
 int cmd_tokenize(int argc, char** argv) {
   Args args(argc, argv, kUsage);
@@ -40,33 +48,33 @@ int cmd_tokenize(int argc, char** argv) {
       args.unknown(a);
     }
   }
-  if (model.empty())
-    throw std::invalid_argument("-m MODEL is required (usage: bitnet " + std::string(kUsage) + ")");
-  if (have_text == !file.empty())
-    throw std::invalid_argument("give exactly one of -p TEXT and -f FILE");
-  if (!file.empty()) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) throw std::runtime_error(file + ": cannot open");
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
+  if (model.empty()) args.fail("-m MODEL is required");
+  if (have_text == !file.empty()) args.fail("give exactly one of -p TEXT and -f FILE");
+  if (!file.empty()) text = read_input_file("-f", file);
   // Only the metadata is needed: small threshold so the tensor data is mapped, not read.
-  const auto gguf = formats::GgufFile::open(model, formats::GgufOpenOptions{size_t{1} << 20});
-  const auto tok = model::Tokenizer::from_gguf(gguf);
-  const auto ids = tok.encode(text, bos, parse_special);
+  std::optional<formats::GgufFile> gguf;
+  std::optional<model::Tokenizer> tok;
+  try {
+    gguf.emplace(formats::GgufFile::open(model, formats::GgufOpenOptions{size_t{1} << 20}));
+    tok.emplace(model::Tokenizer::from_gguf(*gguf));
+  } catch (const std::exception& e) {
+    throw InputError(e.what());
+  }
+  const auto ids = tok->encode(text, bos, parse_special);
   if (json) {
     nlohmann::ordered_json j;
     j["model"] = model;
     j["n_tokens"] = ids.size();
     j["ids"] = ids;
     std::vector<std::string> pieces;
-    for (int32_t id : ids) pieces.emplace_back(tok.token_to_piece(id, true));
+    for (int32_t id : ids) pieces.emplace_back(tok->token_to_piece(id, true));
     j["pieces"] = nlohmann::ordered_json(pieces);
     std::puts(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     for (size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? " " : "", ids[i]);
     std::printf("\n");
   }
-  return 0;
+  return kExitOk;
 }
 
 }  // namespace
@@ -74,6 +82,6 @@ int cmd_tokenize(int argc, char** argv) {
 BITNET_COMMAND("tokenize", kUsage,
                "token ids of a text with the model's tokenizer (BOS per the vocabulary; special\n"
                "token text such as <|eot_id|> is parsed unless --no-parse-special)",
-               cmd_tokenize);
+               kOptions, cmd_tokenize);
 
 }  // namespace bitnet::cli

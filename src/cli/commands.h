@@ -1,7 +1,9 @@
 // Subcommands of the bitnet program. Each cmd-*.cpp registers itself with BITNET_COMMAND; main()
 // dispatches by name and lists the registered commands in `bitnet help`, so the help text is
-// always exactly what this build contains. A command returns the exit code and throws
-// std::invalid_argument for bad usage (exit 2) or any other std::exception for failure (exit 1).
+// always exactly what this build contains. A command returns its exit code and throws for
+// failures: UsageError (exit 2), InputError (exit 3), any other exception (exit 1); see
+// cli-common.h for the codes. `bitnet CMD --help` and `bitnet help CMD` print usage, summary and
+// options.
 #pragma once
 
 #include <vector>
@@ -10,8 +12,11 @@ namespace bitnet::cli {
 
 struct Command {
   const char* name;
-  const char* usage;    // one line, e.g. "inspect MODEL [--json]"
+  const char* usage;    // e.g. "inspect MODEL [--json]" (may span lines)
   const char* summary;  // what it does, may span lines ("\n" + indentation added by help)
+  // Every option with its meaning and default, as printed by --help; "{threads}" is replaced by
+  // this machine's hardware thread count.
+  const char* options;
   int (*run)(int argc, char** argv);  // argv[0] is the command name
 };
 

@@ -1,12 +1,19 @@
-// bitnet: command-line entry point. Errors surface here as one clear line and a non-zero exit.
+// bitnet: command-line entry point. Errors surface here as one clear line and the exit code of
+// their kind (cli-common.h): usage 2, bad model or input file 3, any other failure 1.
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
+#include "bitnet/error.h"
+#include "cli/cli-common.h"
 #include "cli/commands.h"
+#include "core/cpu-features.h"
+#include "kernels/ternary-matmul.h"
 
 namespace bitnet::cli {
 
@@ -33,55 +40,148 @@ const std::vector<Command>& commands() {
 
 namespace {
 
+using bitnet::cli::Command;
+
+constexpr const char* kExitCodes =
+    "exit codes:\n"
+    "  0  success\n"
+    "  1  the work failed (an error while running or writing the output)\n"
+    "  2  bad usage (unknown option, missing or malformed value)\n"
+    "  3  the model or an input file cannot be read or is not valid\n"
+    "  4  bench --targets: a target was missed;  5  bench --compare: a regression\n";
+
+void print_indented(const std::string& text, const char* indent) {
+  size_t start = 0;
+  for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
+    std::printf("%s%s\n", indent, text.substr(start, nl - start).c_str());
+  }
+  if (start < text.size()) std::printf("%s%s\n", indent, text.substr(start).c_str());
+}
+
+std::string with_threads(std::string text) {
+  const std::string n = std::to_string(std::max(1u, std::thread::hardware_concurrency())) + " here";
+  for (size_t p; (p = text.find("{threads}")) != std::string::npos;) text.replace(p, 9, n);
+  return text;
+}
+
+void print_command_help(const Command& c) {
+  std::printf("usage: bitnet %s\n\n", c.usage);
+  print_indented(c.summary, "");
+  if (c.options && *c.options) {
+    std::printf("\noptions:\n");
+    std::fputs(with_threads(c.options).c_str(), stdout);
+  }
+  std::printf("  -h, --help            this help\n\n%s", kExitCodes);
+}
+
 void print_usage() {
   std::printf("bitnet " BITNET_VERSION
               " - BitNet b1.58 inference engine (ternary weights, int8 activations)\n\n"
-              "usage: bitnet <command> [options]\n\ncommands:\n");
+              "usage: bitnet <command> [options]     bitnet <command> --help: its options\n\n"
+              "commands:\n");
   for (const auto& c : bitnet::cli::commands()) {
-    std::printf("  %s\n", c.usage);
-    std::string summary = c.summary;
-    size_t start = 0;
-    for (size_t nl; (nl = summary.find('\n', start)) != std::string::npos; start = nl + 1) {
-      std::printf("      %s\n", summary.substr(start, nl - start).c_str());
-    }
-    std::printf("      %s\n", summary.substr(start).c_str());
+    print_indented(c.usage, "  ");
+    print_indented(c.summary, "      ");
   }
   std::printf(
-      "  help, --help, -h\n      this text\n  --version\n      version\n\n"
-      "Not part of this build yet: the OpenAI-compatible server and the GPU backend; the\n"
-      "commands above are all that exist.\n\n"
+      "  help [COMMAND]\n      this text, or a command's usage and options\n"
+      "  --version\n      version, build and CPU information\n\n"
+      "Not part of this build yet: the GPU backend; the commands above are all that exist.\n\n"
       "environment:\n"
       "  BITNET_FORCE_ISA=scalar|avx2|avx512|neon|neondot\n"
-      "      use that kernel variant (fails if the CPU or this build lacks it)\n");
+      "      use that kernel variant (fails if the CPU or this build lacks it)\n"
+      "  BITNET_CACHE_DIR\n"
+      "      prepared weights, converted checkpoints and the default model (default:\n"
+      "      $XDG_CACHE_HOME/bitnet-cxx, else ~/.cache/bitnet-cxx)\n\n%s",
+      kExitCodes);
+}
+
+void print_version() {
+  std::printf("bitnet " BITNET_VERSION "\n");
+  std::printf("commit:    %s\n", BITNET_GIT_COMMIT);
+  std::printf("build:     %s, %s %s\n", BITNET_BUILD_TYPE, BITNET_COMPILER, __VERSION__);
+  std::string built;
+  for (const char* isa : {"scalar", "avx2", "avx512", "neon", "neondot"}) {
+    try {
+      if (bitnet::kernels::kernels_for(bitnet::kernels::parse_isa(isa))) {
+        built += built.empty() ? isa : std::string(", ") + isa;
+      }
+    } catch (const std::exception&) {
+    }
+  }
+  const auto& cpu = bitnet::cpu_features();
+  std::printf("cpu:       %s (%s)\n", cpu.model_name.empty() ? "unknown" : cpu.model_name.c_str(),
+              cpu.describe().c_str());
+  std::printf("kernels:   %s usable here; %s chosen\n", built.c_str(),
+              bitnet::kernels::isa_name(bitnet::kernels::active_kernels().isa));
+}
+
+// Errors are printed as one line: a message that spans lines (a list of problems) is joined.
+std::string one_line(const char* what) {
+  std::string s = what;
+  for (size_t p; (p = s.find('\n')) != std::string::npos;) {
+    size_t e = p + 1;
+    while (e < s.size() && s[e] == ' ') ++e;
+    s.replace(p, e - p, "; ");
+  }
+  return s;
+}
+
+const Command* find_command(const std::string& name) {
+  for (const auto& c : bitnet::cli::commands()) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  using namespace bitnet::cli;
   if (argc < 2) {
     print_usage();
-    return 0;
+    return kExitOk;
   }
   const std::string cmd = argv[1];
+  const Command* command = nullptr;
   try {
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
-      print_usage();
-      return 0;
+      if (argc > 2) {
+        const Command* c = find_command(argv[2]);
+        if (!c) {
+          std::fprintf(stderr, "bitnet help: unknown command '%s' (see 'bitnet help')\n", argv[2]);
+          return kExitUsage;
+        }
+        print_command_help(*c);
+      } else {
+        print_usage();
+      }
+      return kExitOk;
     }
-    if (cmd == "--version") {
-      std::puts("bitnet " BITNET_VERSION);
-      return 0;
+    if (cmd == "--version" || cmd == "version") {
+      print_version();
+      return kExitOk;
     }
-    for (const auto& c : bitnet::cli::commands()) {
-      if (cmd == c.name) return c.run(argc - 1, argv + 1);
+    command = find_command(cmd);
+    if (!command) {
+      std::fprintf(stderr, "bitnet: unknown command '%s' (see 'bitnet help')\n", cmd.c_str());
+      return kExitUsage;
     }
-    std::fprintf(stderr, "bitnet: unknown command '%s' (see 'bitnet help')\n", cmd.c_str());
-    return 2;
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "bitnet %s: %s\n", cmd.c_str(), e.what());
-    return 2;
+    return command->run(argc - 1, argv + 1);
+  } catch (const HelpRequested&) {
+    if (command) print_command_help(*command);
+    return kExitOk;
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "bitnet %s: %s\n", cmd.c_str(), one_line(e.what()).c_str());
+    return kExitUsage;
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "bitnet %s: %s\n", cmd.c_str(), one_line(e.what()).c_str());
+    return kExitBadInput;
+  } catch (const std::bad_alloc& e) {
+    std::fprintf(stderr, "bitnet %s: out of memory: %s\n", cmd.c_str(), one_line(e.what()).c_str());
+    return kExitFailure;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "bitnet %s: error: %s\n", cmd.c_str(), e.what());
-    return 1;
+    std::fprintf(stderr, "bitnet %s: error: %s\n", cmd.c_str(), one_line(e.what()).c_str());
+    return kExitFailure;
   }
 }
