@@ -272,6 +272,56 @@ TEST(Sampler, RepetitionPenaltyOncePerDistinctTokenInWindow) {
   }
 }
 
+// llama.cpp's penalties: count c of a token in the window, logit -= c * frequency + presence
+// (after the repetition penalty), once per distinct token.
+TEST(Sampler, PresenceAndFrequencyPenaltiesSubtractPerTokenAndPerOccurrence) {
+  const std::vector<float> logits = {3.0f, 2.0f, 1.0f};
+  const std::vector<int32_t> history = {0, 0, 0, 1};  // token 0 three times, token 1 once
+  {
+    SamplerParams p = plain_params(0.0f);
+    p.presence_penalty = 1.5f;  // 0: 1.5, 1: 0.5, 2: 1.0
+    Sampler s(p, 3);
+    EXPECT_EQ(s.sample(logits.data(), history), 0);
+    p.presence_penalty = 2.5f;  // 0: 0.5, 1: -0.5, 2: 1.0
+    Sampler s2(p, 3);
+    EXPECT_EQ(s2.sample(logits.data(), history), 2);
+  }
+  {
+    SamplerParams p = plain_params(0.0f);
+    p.frequency_penalty = 0.6f;  // 0: 3 - 1.8 = 1.2, 1: 2 - 0.6 = 1.4, 2: 1.0
+    Sampler s(p, 3);
+    EXPECT_EQ(s.sample(logits.data(), history), 1);
+    p.frequency_penalty = -1.0f;  // negative encourages repetition: 1: 2 + 2 = 4 > 3
+    Sampler s2(p, 3);
+    EXPECT_EQ(s2.sample(logits.data(), std::vector<int32_t>{1, 1}), 1);
+  }
+  {
+    // After the repetition penalty: (3 / 2) - 3 * 0.1 - 0.2 = 1.0 < 1.05.
+    SamplerParams p = plain_params(0.0f);
+    p.repeat_penalty = 2.0f;
+    p.frequency_penalty = 0.1f;
+    p.presence_penalty = 0.2f;
+    Sampler s(p, 3);
+    const std::vector<float> l = {3.0f, -4.0f, 1.05f};
+    EXPECT_EQ(s.sample(l.data(), std::vector<int32_t>{0, 0, 0}), 2);
+    // The counts are reset between calls: the same call again gives the same token.
+    EXPECT_EQ(s.sample(l.data(), std::vector<int32_t>{0, 0, 0}), 2);
+    const std::vector<float> l2 = {3.0f, -4.0f, 0.95f};
+    EXPECT_EQ(s.sample(l2.data(), std::vector<int32_t>{0, 0, 0}), 0);
+  }
+  {
+    // The window bounds the counts: only the last 2 tokens (one 0) count.
+    SamplerParams p = plain_params(0.0f);
+    p.frequency_penalty = 0.8f;
+    p.repeat_last_n = 2;
+    Sampler s(p, 3);
+    EXPECT_EQ(s.sample(logits.data(), history), 0);  // 0: 3 - 0.8 = 2.2, 1: 2 - 0.8 = 1.2
+    p.repeat_last_n = 0;                             // off
+    Sampler off(p, 3);
+    EXPECT_EQ(off.sample(std::vector<float>{1.0f, 1.1f, 0.0f}.data(), history), 1);
+  }
+}
+
 TEST(Sampler, SameSeedSameTokensOtherSeedOtherTokens) {
   std::vector<float> logits(8, 0.0f);  // uniform over 8 tokens
   SamplerParams p = plain_params();
@@ -328,6 +378,8 @@ TEST(Sampler, NoAllocationPerCall) {
   configs.push_back(plain_params(0.0f));
   SamplerParams all;  // defaults: top-k, top-p, min-p on
   all.repeat_penalty = 1.1f;
+  all.presence_penalty = 0.5f;
+  all.frequency_penalty = 0.25f;
   configs.push_back(all);
   SamplerParams no_k = all;
   no_k.top_k = 0;  // full sort for top-p
@@ -382,6 +434,8 @@ TEST(Sampler, InvalidParametersThrowNamingThem) {
   expect_invalid(with([](auto& p) { p.repeat_penalty = 0.0f; }), "repeat_penalty");
   expect_invalid(with([](auto& p) { p.repeat_penalty = -1.0f; }), "repeat_penalty");
   expect_invalid(with([](auto& p) { p.repeat_last_n = -2; }), "repeat_last_n");
+  expect_invalid(with([](auto& p) { p.presence_penalty = NAN; }), "presence_penalty");
+  expect_invalid(with([](auto& p) { p.frequency_penalty = INFINITY; }), "frequency_penalty");
   expect_invalid(ok, "n_vocab", 0);
 
   // The boundaries themselves are valid.

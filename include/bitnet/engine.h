@@ -23,6 +23,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -104,8 +105,8 @@ struct EngineConfig {
   // The model cache to load through; null: ModelCache::global(). The Engine keeps what it needs
   // alive, so the ModelCache object may be destroyed before the Engine.
   ModelCache* model_cache = nullptr;
-  // The chat template for GenerateOptions::chat and render_chat(): "bitnet-2b4t", "llama3" or
-  // "plain"; empty: the model's (its tokenizer.chat_template when recognised, else chosen from
+  // The chat template for GenerateOptions::chat and apply_chat_template(): "bitnet-2b4t", "llama3"
+  // or "plain"; empty: the model's (its tokenizer.chat_template when recognised, else chosen from
   // its vocabulary; EngineInfo::chat_template_note says when that was a fallback).
   std::string chat_template;
   // Called while the constructor packs the ternary weights (not when they come from the model
@@ -127,8 +128,25 @@ class CancelToken {
   std::shared_ptr<std::atomic<bool>> flag_;
 };
 
-// Sampling follows llama.cpp's chain (repetition penalty, top-k, top-p, min-p, temperature);
-// temperature 0 is greedy decoding. Values out of range make generate()/submit() throw.
+// A token and its log-probability under the model: the log-softmax of the logits at its
+// position, before penalties, temperature and truncation (what OpenAI's logprobs report).
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0;
+};
+
+// One generated token, given to GenerateOptions::on_token before its text (if any) reaches the
+// piece callback. The end-of-generation token is not given.
+struct TokenEvent {
+  int32_t token = 0;
+  int64_t index = 0;                  // 0 for the first generated token
+  float logprob = 0;                  // when GenerateOptions::logprobs, else 0
+  std::span<const TokenLogprob> top;  // GenerateOptions::top_logprobs alternatives, most likely
+                                      // first; valid during the call
+};
+
+// Sampling follows llama.cpp's chain (penalties, top-k, top-p, min-p, temperature); temperature 0
+// is greedy decoding. Values out of range make generate()/submit() throw.
 struct GenerateOptions {
   int64_t max_tokens = 64;  // >= 0
   float temperature = 0.8f;
@@ -137,15 +155,40 @@ struct GenerateOptions {
   float min_p = 0.05f;          // [0, 1]; 0: off
   float repeat_penalty = 1.0f;  // > 0; 1: off
   int32_t repeat_last_n = 64;   // 0: off; -1: the whole history
+  // llama.cpp's presence and frequency penalties over the same window (repeat_last_n of the
+  // prompt and generated tokens): a token seen c > 0 times there loses
+  // presence_penalty + c * frequency_penalty from its logit. Finite; 0: off.
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
   uint64_t seed = 0x5EED5EED5EED5EEDull;
   // Generation stops when the text contains one of these; the stop string is not returned.
   std::vector<std::string> stop;
-  // Wrap the prompt in the model's chat template as one user turn.
+  // Wrap the prompt in the model's chat template as one user turn (text prompts only).
   bool chat = false;
   // Never stop at an end-of-generation token: they are excluded from sampling (llama.cpp's
   // --ignore-eos), so generation runs to max_tokens, a stop string or the context's end.
   bool ignore_eos = false;
   CancelToken cancel;
+  // Each generated token's log-probability in GenerateResult::logprobs (and TokenEvent), and the
+  // top_logprobs most likely tokens at its position (0 to 20) in GenerateResult::top_logprobs.
+  // Costs a pass over the vocabulary per token; top_logprobs > 0 needs logprobs.
+  bool logprobs = false;
+  int32_t top_logprobs = 0;
+  // Called for each generated token on the thread driving the batch (as the piece callback); an
+  // exception it throws fails the request.
+  std::function<void(const TokenEvent&)> on_token;
+};
+
+// A prompt given as token ids, evaluated as they are (no BOS is added). Each id must be in
+// [0, n_vocab).
+struct TokenPrompt {
+  std::vector<int32_t> tokens;
+};
+
+// One turn of a conversation for Engine::apply_chat_template.
+struct ChatMessage {
+  std::string role;  // "system", "user" or "assistant"
+  std::string content;
 };
 
 enum class StopReason {
@@ -172,6 +215,10 @@ struct GenerateResult {
   int64_t prompt_tokens = 0;
   StopReason stop_reason = StopReason::MaxTokens;
   GenerateTimings timings;
+  // With GenerateOptions::logprobs: one entry per generated token (as `tokens`), and
+  // tokens.size() * GenerateOptions::top_logprobs alternatives, each token's most likely first.
+  std::vector<TokenLogprob> logprobs;
+  std::vector<TokenLogprob> top_logprobs;
 };
 
 // Receives the generated text piece by piece (whole UTF-8 characters, stop strings withheld);
@@ -193,18 +240,13 @@ struct EngineInfo {
   uint64_t kv_cache_bytes = 0;  // the KV page pool
   int64_t kv_page_positions = 0;
   KvCacheType kv_type = KvCacheType::F16;
-  std::string layout;              // "t1" or "t2"
-  std::string kernels;             // instruction set of the active kernels, e.g. "avx2"
-  std::string weights_source;      // "packed", "prepared cache" or "prepared cache rebuilt"
-  double load_seconds = 0;         // the load of the weights (an earlier Engine's, when shared)
-  std::string chat_template;       // the template in use, e.g. "bitnet-2b4t"
+  std::string layout;          // "t1" or "t2"
+  std::string kernels;         // instruction set of the active kernels, e.g. "avx2"
+  std::string weights_source;  // "packed", "prepared cache" or "prepared cache rebuilt"
+  double load_seconds = 0;     // the load of the weights (an earlier Engine's, when shared)
+  // The format apply_chat_template writes: "bitnet-2b4t", "llama3" or "plain".
+  std::string chat_template;
   std::string chat_template_note;  // non-empty when the model's template was not recognised
-};
-
-// One message of a conversation: role "system", "user" or "assistant".
-struct ChatMessage {
-  std::string role;
-  std::string content;
 };
 
 // Memory in bytes. Weights are shared with other Engines on the same model (model-cache.h). The
@@ -223,8 +265,14 @@ struct EngineStats {
   uint64_t requests_completed = 0;
   uint64_t requests_pending = 0;  // queued or running
   uint64_t requests_running = 0;  // admitted to the batch
-  uint64_t steps = 0;             // forward steps run
-  uint64_t step_tokens = 0;       // tokens evaluated by them (prompt chunks and decode tokens)
+  uint64_t requests_queued = 0;   // waiting for admission
+  // The KV page pool in pages (EngineInfo::kv_page_positions positions each); 0 before the first
+  // request allocates it.
+  uint64_t kv_pages_total = 0;
+  uint64_t kv_pages_in_use = 0;
+  uint64_t kv_pages_peak = 0;
+  uint64_t steps = 0;        // forward steps run
+  uint64_t step_tokens = 0;  // tokens evaluated by them (prompt chunks and decode tokens)
 };
 
 // Called once per request on the scheduler thread with its result, or with a null result and the
@@ -258,11 +306,28 @@ class Engine {
   void submit(const std::string& prompt, const GenerateOptions& options, TokenCallback on_piece,
               CompletionCallback on_done);
 
-  // The prompt text of a conversation in the Engine's chat template (EngineInfo::chat_template),
-  // ending with the opening of the assistant's turn when add_generation_prompt: pass it to
-  // generate()/submit() as the prompt (chat off). Throws bitnet::Error for an unknown role.
-  std::string render_chat(const std::vector<ChatMessage>& messages,
-                          bool add_generation_prompt = true) const;
+  // The same three with the prompt as token ids (TokenPrompt); throws like submit() for an id
+  // outside the vocabulary or options.chat set.
+  GenerateResult generate(TokenPrompt prompt, const GenerateOptions& options = {},
+                          TokenCallback on_piece = {});
+  std::future<GenerateResult> submit(TokenPrompt prompt, const GenerateOptions& options = {},
+                                     TokenCallback on_piece = {});
+  void submit(TokenPrompt prompt, const GenerateOptions& options, TokenCallback on_piece,
+              CompletionCallback on_done);
+
+  // The model's tokenizer. add_special: BOS when the vocabulary asks for it; parse_special: text
+  // spelling a control token (e.g. "<|eot_id|>") becomes that token. The prompts of generate()
+  // and submit() are tokenized with both on.
+  std::vector<int32_t> tokenize(std::string_view text, bool add_special = true,
+                                bool parse_special = true) const;
+  // The text of the tokens; render_special: control tokens as their text (else ""). Throws
+  // bitnet::Error for an id outside the vocabulary.
+  std::string detokenize(std::span<const int32_t> tokens, bool render_special = false) const;
+  // The conversation as the prompt text of the model's chat template (EngineInfo::chat_template);
+  // with add_generation_prompt it ends with the opening of the assistant's turn. Tokenize it with
+  // tokenize(text) (BOS and control tokens). Throws bitnet::Error naming an unknown role.
+  std::string apply_chat_template(const std::vector<ChatMessage>& messages,
+                                  bool add_generation_prompt = true) const;
 
   const EngineInfo& info() const;
   EngineStats stats() const;

@@ -31,7 +31,8 @@ constexpr const char* kOptions =
     "  --chat-template NAME  bitnet-2b4t, llama3 or plain instead of the model's\n"
     "  --verbose             per turn on stderr: tokens reused from the cache, tokens evaluated\n"
     "sampling (as bitnet run): --temp T (0.8), --top-k K (40), --top-p P (0.95), --min-p P\n"
-    "  (0.05), --repeat-penalty R (1.0), --repeat-last-n N (64), -s/--seed S\n"
+    "  (0.05), --repeat-penalty R (1.0), --repeat-last-n N (64), --presence-penalty P (0),\n"
+    "  --frequency-penalty F (0), -s/--seed S\n"
     "keys: an empty line is ignored; Ctrl-C stops the reply being written (the conversation\n"
     "  goes on); Ctrl-C at the prompt twice in a row, Ctrl-D or /exit quits\n";
 
@@ -65,6 +66,10 @@ bool parse_sampling(Args& args, const std::string& a, model::SamplerParams& sp) 
     sp.repeat_penalty = static_cast<float>(args.float_value(a, 1e-3, 100));
   } else if (a == "--repeat-last-n") {
     sp.repeat_last_n = static_cast<int32_t>(args.int_value(a, -1, 1 << 30));
+  } else if (a == "--presence-penalty") {
+    sp.presence_penalty = static_cast<float>(args.float_value(a, -100, 100));
+  } else if (a == "--frequency-penalty") {
+    sp.frequency_penalty = static_cast<float>(args.float_value(a, -100, 100));
   } else if (a == "-s" || a == "--seed") {
     sp.seed = args.u64_value(a);
   } else {

@@ -32,7 +32,9 @@ constexpr const char* kOptions =
     "  --top-p P             nucleus sampling (default 0.95; 1: off)\n"
     "  --min-p P             drop tokens below P x the top probability (default 0.05; 0: off)\n"
     "  --repeat-penalty R    penalty for repeated tokens (default 1.0: off)\n"
-    "  --repeat-last-n N     tokens the penalty looks back over (default 64; 0: off; -1: all)\n"
+    "  --repeat-last-n N     tokens the penalties look back over (default 64; 0: off; -1: all)\n"
+    "  --presence-penalty P  subtracted from each token seen in that window (default 0: off)\n"
+    "  --frequency-penalty F subtracted once per time a token was seen there (default 0: off)\n"
     "  -s, --seed S          random seed (default: fixed, so runs repeat; llama.cpp's default\n"
     "                        is random)\n"
     "generation:\n"
@@ -81,6 +83,10 @@ int cmd_run(int argc, char** argv) {
       go.repeat_penalty = static_cast<float>(args.float_value(a, 1e-3, 100));
     } else if (a == "--repeat-last-n") {
       go.repeat_last_n = static_cast<int32_t>(args.int_value(a, -1, 1 << 30));
+    } else if (a == "--presence-penalty") {
+      go.presence_penalty = static_cast<float>(args.float_value(a, -100, 100));
+    } else if (a == "--frequency-penalty") {
+      go.frequency_penalty = static_cast<float>(args.float_value(a, -100, 100));
     } else if (a == "-s" || a == "--seed") {
       go.seed = args.u64_value(a);
     } else if (a == "--stop") {
@@ -131,7 +137,7 @@ int cmd_run(int argc, char** argv) {
     std::vector<ChatMessage> messages;
     if (!system.empty()) messages.push_back({"system", system});
     messages.push_back({"user", prompt});
-    text = engine->render_chat(messages, true);
+    text = engine->apply_chat_template(messages, true);
   }
   go.max_tokens = n_predict >= 0 ? n_predict : info.context_size;
 

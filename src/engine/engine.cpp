@@ -167,10 +167,11 @@ struct Engine::Impl {
   std::unique_ptr<engine::Request> make_request(const std::string& prompt,
                                                 const GenerateOptions& options,
                                                 TokenCallback on_piece);
+  std::unique_ptr<engine::Request> make_request(TokenPrompt prompt, const GenerateOptions& options,
+                                                TokenCallback on_piece);
   void enqueue(std::unique_ptr<engine::Request> request);
   void scheduler_main();
-  GenerateResult generate(const std::string& prompt, const GenerateOptions& options,
-                          TokenCallback on_piece);
+  GenerateResult generate(std::unique_ptr<engine::Request> request);
   void admit(std::vector<std::unique_ptr<Running>>& running);
   void run_step(std::vector<std::unique_ptr<Running>>& running);
   void deliver(engine::Request& request, GenerateResult* result, std::exception_ptr error);
@@ -317,34 +318,53 @@ Engine::Impl::~Impl() {
 std::unique_ptr<engine::Request> Engine::Impl::make_request(const std::string& prompt,
                                                             const GenerateOptions& options,
                                                             TokenCallback on_piece) {
-  auto request = std::make_unique<engine::Request>();
-  request->submitted = engine::Clock::now();
-  if (options.max_tokens < 0) {
-    throw Error("GenerateOptions: max_tokens must be >= 0, found " +
-                std::to_string(options.max_tokens));
-  }
-  model::SamplerParams& sp = request->sampling;
-  sp.temperature = options.temperature;
-  sp.top_k = options.top_k;
-  sp.top_p = options.top_p;
-  sp.min_p = options.min_p;
-  sp.repeat_penalty = options.repeat_penalty;
-  sp.repeat_last_n = options.repeat_last_n;
-  sp.seed = options.seed;
+  const auto submitted = engine::Clock::now();
+  engine::validate_options(options, tok->n_vocab());
+  TokenPrompt tokens;
   try {
-    model::Sampler check(sp, tok->n_vocab());  // validates the parameters
     const std::string text =
         options.chat ? model::apply_chat_template(chat_template, {{"user", prompt}}, true) : prompt;
     const int64_t t0 = perf_ticks();
-    request->prompt = tok->encode(text, true, true);
+    tokens.tokens = tok->encode(text, true, true);
     std::lock_guard stats_lock(stats_mu);
     monitor.add(PerfOp::Tokenize, perf_ticks() - t0);
   } catch (...) {
     rethrow_as_error("GenerateOptions");
   }
+  GenerateOptions o = options;
+  o.chat = false;  // applied
+  auto request = make_request(std::move(tokens), o, std::move(on_piece));
+  request->submitted = submitted;
+  return request;
+}
+
+std::unique_ptr<engine::Request> Engine::Impl::make_request(TokenPrompt prompt,
+                                                            const GenerateOptions& options,
+                                                            TokenCallback on_piece) {
+  auto request = std::make_unique<engine::Request>();
+  request->submitted = engine::Clock::now();
+  engine::validate_options(options, tok->n_vocab());
+  if (options.chat) {
+    throw Error(
+        "GenerateOptions: chat applies to text prompts, not to a TokenPrompt (render the "
+        "conversation with Engine::apply_chat_template and tokenize it)");
+  }
+  for (size_t i = 0; i < prompt.tokens.size(); ++i) {
+    const int32_t t = prompt.tokens[i];
+    if (t < 0 || t >= tok->n_vocab()) {
+      throw Error("TokenPrompt: token " + std::to_string(i) + " is " + std::to_string(t) +
+                  ", outside the vocabulary [0, " + std::to_string(tok->n_vocab()) + ")");
+    }
+  }
+  request->sampling = engine::sampler_params(options);
+  request->prompt = std::move(prompt.tokens);
   const int64_t n = static_cast<int64_t>(request->prompt.size());
   const int64_t n_ctx = batch_options.n_ctx;
-  if (n == 0) throw Error("the prompt is empty and the vocabulary adds no BOS token");
+  if (n == 0) {
+    throw Error(
+        "the prompt has no tokens (an empty TokenPrompt, or empty text and a vocabulary "
+        "that adds no BOS token)");
+  }
   if (n >= n_ctx) {
     throw Error("the prompt has " + std::to_string(n) + " tokens but the context holds " +
                 std::to_string(n_ctx) + " (EngineConfig::context_size, up to the model's " +
@@ -619,9 +639,7 @@ void Engine::Impl::scheduler_main() {
   }
 }
 
-GenerateResult Engine::Impl::generate(const std::string& prompt, const GenerateOptions& options,
-                                      TokenCallback on_piece) {
-  auto request = make_request(prompt, options, std::move(on_piece));
+GenerateResult Engine::Impl::generate(std::unique_ptr<engine::Request> request) {
   std::future<GenerateResult> future = request->promise.get_future();
   // When no other thread is driving the batch, the caller drives it until its own request is
   // done, instead of handing the request to the scheduler thread and sleeping until the result
@@ -660,7 +678,12 @@ Engine::~Engine() = default;
 
 GenerateResult Engine::generate(const std::string& prompt, const GenerateOptions& options,
                                 TokenCallback on_piece) {
-  return impl_->generate(prompt, options, std::move(on_piece));
+  return impl_->generate(impl_->make_request(prompt, options, std::move(on_piece)));
+}
+
+GenerateResult Engine::generate(TokenPrompt prompt, const GenerateOptions& options,
+                                TokenCallback on_piece) {
+  return impl_->generate(impl_->make_request(std::move(prompt), options, std::move(on_piece)));
 }
 
 std::future<GenerateResult> Engine::submit(const std::string& prompt,
@@ -679,15 +702,47 @@ void Engine::submit(const std::string& prompt, const GenerateOptions& options,
   impl_->enqueue(std::move(request));
 }
 
-std::string Engine::render_chat(const std::vector<ChatMessage>& messages,
-                                bool add_generation_prompt) const {
-  std::vector<model::ChatMessage> m;
-  m.reserve(messages.size());
-  for (const ChatMessage& x : messages) m.push_back({x.role, x.content});
+std::future<GenerateResult> Engine::submit(TokenPrompt prompt, const GenerateOptions& options,
+                                           TokenCallback on_piece) {
+  auto request = impl_->make_request(std::move(prompt), options, std::move(on_piece));
+  std::future<GenerateResult> future = request->promise.get_future();
+  impl_->enqueue(std::move(request));
+  return future;
+}
+
+void Engine::submit(TokenPrompt prompt, const GenerateOptions& options, TokenCallback on_piece,
+                    CompletionCallback on_done) {
+  if (!on_done) throw Error("Engine::submit: the completion callback is empty");
+  auto request = impl_->make_request(std::move(prompt), options, std::move(on_piece));
+  request->on_done = std::move(on_done);
+  impl_->enqueue(std::move(request));
+}
+
+std::vector<int32_t> Engine::tokenize(std::string_view text, bool add_special,
+                                      bool parse_special) const {
+  return impl_->tok->encode(text, add_special, parse_special);
+}
+
+std::string Engine::detokenize(std::span<const int32_t> tokens, bool render_special) const {
+  const model::Tokenizer& tok = *impl_->tok;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= tok.n_vocab()) {
+      throw Error("detokenize: token " + std::to_string(i) + " is " + std::to_string(tokens[i]) +
+                  ", outside the vocabulary [0, " + std::to_string(tok.n_vocab()) + ")");
+    }
+  }
+  return tok.decode(tokens, render_special);
+}
+
+std::string Engine::apply_chat_template(const std::vector<ChatMessage>& messages,
+                                        bool add_generation_prompt) const {
+  std::vector<model::ChatMessage> turns;
+  turns.reserve(messages.size());
+  for (const ChatMessage& m : messages) turns.push_back({m.role, m.content});
   try {
-    return model::apply_chat_template(impl_->chat_template, m, add_generation_prompt);
+    return model::apply_chat_template(impl_->chat_template, turns, add_generation_prompt);
   } catch (...) {
-    rethrow_as_error("render_chat");
+    rethrow_as_error("apply_chat_template");
   }
 }
 
@@ -705,6 +760,9 @@ EngineStats Engine::stats() const {
       s.kv_pool_bytes = kv.bytes();
       s.kv_bytes_in_use = kv.page_bytes() * static_cast<uint64_t>(kv.pages_in_use());
       s.kv_peak_bytes = kv.page_bytes() * static_cast<uint64_t>(kv.peak_pages_in_use());
+      s.kv_pages_total = static_cast<uint64_t>(kv.n_pages());
+      s.kv_pages_in_use = static_cast<uint64_t>(kv.pages_in_use());
+      s.kv_pages_peak = static_cast<uint64_t>(kv.peak_pages_in_use());
       const int64_t capacity = kv.pages_in_use() * kv.page_size();
       s.kv_fragmentation = capacity > 0 ? 1.0 - static_cast<double>(b->positions_stored()) /
                                                     static_cast<double>(capacity)
@@ -719,6 +777,7 @@ EngineStats Engine::stats() const {
   s.requests_completed = impl_->completed.load();
   s.requests_pending = impl_->pending.load();
   s.requests_running = impl_->running_n.load();
+  s.requests_queued = static_cast<uint64_t>(std::max<int64_t>(0, impl_->queued.load()));
   return s;
 }
 

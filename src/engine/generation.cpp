@@ -1,10 +1,11 @@
 #include "engine/generation.h"
 
-#include "core/perf-monitor.h"
-
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
+
+#include "core/perf-monitor.h"
 
 namespace bitnet::engine {
 namespace {
@@ -22,6 +23,58 @@ bool all_finite(const float* x, int32_t n) {
 
 }  // namespace
 
+model::SamplerParams sampler_params(const GenerateOptions& o) {
+  model::SamplerParams sp;
+  sp.temperature = o.temperature;
+  sp.top_k = o.top_k;
+  sp.top_p = o.top_p;
+  sp.min_p = o.min_p;
+  sp.repeat_penalty = o.repeat_penalty;
+  sp.repeat_last_n = o.repeat_last_n;
+  sp.presence_penalty = o.presence_penalty;
+  sp.frequency_penalty = o.frequency_penalty;
+  sp.seed = o.seed;
+  return sp;
+}
+
+void validate_options(const GenerateOptions& o, int32_t n_vocab) {
+  auto bad = [](const std::string& what) { throw Error("GenerateOptions: " + what); };
+  if (o.max_tokens < 0) bad("max_tokens must be >= 0, found " + std::to_string(o.max_tokens));
+  if (o.top_logprobs < 0 || o.top_logprobs > 20)
+    bad("top_logprobs must be in [0, 20], found " + std::to_string(o.top_logprobs));
+  if (o.top_logprobs > 0 && !o.logprobs) bad("top_logprobs > 0 needs logprobs");
+  try {
+    model::Sampler check(sampler_params(o), n_vocab);
+  } catch (const std::exception& e) {
+    bad(e.what());
+  }
+}
+
+LogprobCalculator::LogprobCalculator(int32_t n_vocab, int32_t top_n)
+    : n_vocab_(n_vocab), top_n_(std::min(top_n, n_vocab)) {}
+
+float LogprobCalculator::compute(const float* logits, int32_t token, TokenLogprob* top) {
+  const auto n = static_cast<size_t>(n_vocab_);
+  float max = -std::numeric_limits<float>::infinity();
+  for (size_t i = 0; i < n; ++i) max = std::max(max, logits[i]);
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - max);
+  const double log_z = static_cast<double>(max) + std::log(sum);
+  auto logprob = [&](size_t i) { return static_cast<float>(logits[i] - log_z); };
+  // Insertion into a sorted array of top_n: ids are visited in ascending order, so an equal logit
+  // never displaces an earlier id.
+  int32_t kept = 0;
+  for (size_t i = 0; i < n && top_n_ > 0; ++i) {
+    const float l = logits[i];
+    if (kept == top_n_ && !(l > logits[top[kept - 1].token])) continue;
+    int32_t j = kept < top_n_ ? kept++ : top_n_ - 1;
+    for (; j > 0 && l > logits[top[j - 1].token]; --j) top[j] = top[j - 1];
+    top[j] = {static_cast<int32_t>(i), 0.0f};
+  }
+  for (int32_t j = 0; j < kept; ++j) top[j].logprob = logprob(static_cast<size_t>(top[j].token));
+  return logprob(static_cast<size_t>(token));
+}
+
 Generation::Generation(const model::Tokenizer& tokenizer, Request& request, int64_t n_ctx,
                        const std::atomic<bool>* shutdown)
     : tok_(tokenizer),
@@ -31,9 +84,17 @@ Generation::Generation(const model::Tokenizer& tokenizer, Request& request, int6
       sampler_(request.sampling, tokenizer.n_vocab()),
       stop_(request.options.stop),
       detok_(tokenizer, false, false),
+      logprob_(tokenizer.n_vocab(), request.options.top_logprobs),
+      top_(static_cast<size_t>(request.options.top_logprobs)),
       history_(request.prompt) {
-  history_.reserve(request.prompt.size() + static_cast<size_t>(request.options.max_tokens));
-  result_.tokens.reserve(static_cast<size_t>(request.options.max_tokens));
+  // At most the context's positions are generated, whatever max_tokens says.
+  const auto most = static_cast<size_t>(std::min(request.options.max_tokens, n_ctx));
+  history_.reserve(request.prompt.size() + most);
+  result_.tokens.reserve(most);
+  if (request.options.logprobs) {
+    result_.logprobs.reserve(most);
+    result_.top_logprobs.reserve(most * top_.size());
+  }
   result_.prompt_tokens = static_cast<int64_t>(request.prompt.size());
 }
 
@@ -81,6 +142,25 @@ std::optional<int32_t> Generation::accept(float* logits, int64_t n_past) {
   }
   history_.push_back(next);
   result_.tokens.push_back(next);
+  const GenerateOptions& o = request_.options;
+  if (o.logprobs || o.on_token) {
+    TokenEvent event;
+    event.token = next;
+    event.index = generated;
+    if (o.logprobs) {
+      event.logprob = logprob_.compute(logits, next, top_.data());
+      event.top = top_;
+      result_.logprobs.push_back({next, event.logprob});
+      result_.top_logprobs.insert(result_.top_logprobs.end(), top_.begin(), top_.end());
+    }
+    if (o.on_token) {
+      try {
+        o.on_token(event);
+      } catch (...) {
+        throw CallbackError{std::current_exception()};
+      }
+    }
+  }
   const int64_t t0 = perf_ticks();
   const model::StopMatcher::Step step = stop_.feed(detok_.push(next));
   detok_ticks_ = perf_ticks() - t0;

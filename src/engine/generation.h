@@ -30,6 +30,24 @@ struct CallbackError {
   std::exception_ptr error;
 };
 
+// The sampler parameters of the options.
+model::SamplerParams sampler_params(const GenerateOptions& options);
+// Throws bitnet::Error naming the option that is out of range (sampling, max_tokens, logprobs).
+void validate_options(const GenerateOptions& options, int32_t n_vocab);
+
+// Log-probabilities from one position's logits: the log-softmax at temperature 1 and the most
+// likely tokens. Sized once for a vocabulary and a number of alternatives; no allocation per call.
+class LogprobCalculator {
+ public:
+  LogprobCalculator(int32_t n_vocab, int32_t top_n);
+  // logits: [n_vocab], finite or -inf, not all -inf. Returns token's log-probability and writes
+  // the top_n most likely tokens (logit descending, ties to the lower id) to top[0, top_n).
+  float compute(const float* logits, int32_t token, TokenLogprob* top);
+
+ private:
+  int32_t n_vocab_, top_n_;
+};
+
 // A validated, tokenized request waiting for a worker.
 struct Request {
   std::vector<int32_t> prompt;
@@ -77,7 +95,9 @@ class Generation {
   model::Sampler sampler_;
   model::StopMatcher stop_;
   model::StreamingDetokenizer detok_;
-  std::vector<int32_t> history_;  // prompt then generated tokens (repetition penalty)
+  LogprobCalculator logprob_;
+  std::vector<TokenLogprob> top_;  // [top_logprobs] of the current token
+  std::vector<int32_t> history_;   // prompt then generated tokens (repetition penalty)
   GenerateResult result_;
   std::optional<StopReason> stopped_;
   bool callback_refused_ = false;

@@ -34,6 +34,10 @@ void validate(const SamplerParams& p, int32_t n_vocab) {
   if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) bad_param("min_p", "in [0, 1] (0 = off)", p.min_p);
   if (!(std::isfinite(p.repeat_penalty) && p.repeat_penalty > 0.0f))
     bad_param("repeat_penalty", "> 0 (1 = off)", p.repeat_penalty);
+  if (!std::isfinite(p.presence_penalty))
+    bad_param("presence_penalty", "finite (0 = off)", p.presence_penalty);
+  if (!std::isfinite(p.frequency_penalty))
+    bad_param("frequency_penalty", "finite (0 = off)", p.frequency_penalty);
   if (p.repeat_last_n < -1)
     bad_param("repeat_last_n", ">= -1 (0 = off, -1 = whole history)", p.repeat_last_n);
   if (n_vocab <= 0)
@@ -54,12 +58,14 @@ Sampler::Sampler(SamplerParams params, int32_t n_vocab)
   const auto n = static_cast<size_t>(n_vocab_);
   candidates_.resize(n);
   probs_.resize(n);
-  penalized_.assign(n, 0);
+  counts_.assign(n, 0);
 }
 
 int32_t Sampler::sample(const float* logits, std::span<const int32_t> history) {
   const auto n = static_cast<size_t>(n_vocab_);
-  const bool penalty = params_.repeat_penalty != 1.0f && params_.repeat_last_n != 0;
+  const bool penalty = (params_.repeat_penalty != 1.0f || params_.presence_penalty != 0.0f ||
+                        params_.frequency_penalty != 0.0f) &&
+                       params_.repeat_last_n != 0;
   // Plain greedy: one pass over the logits, no candidate array; the same token as step 2 below
   // (the first maximum, NaN refused).
   if (params_.temperature == 0.0f && !penalty) {
@@ -77,7 +83,8 @@ int32_t Sampler::sample(const float* logits, std::span<const int32_t> history) {
     candidates_[i] = {logits[i], static_cast<int32_t>(i)};
   }
 
-  // 1. Repetition penalty, once per distinct token in the window (as llama.cpp).
+  // 1. Penalties, once per distinct token in the window (as llama.cpp): count the occurrences,
+  // then apply each token's penalties at its first visit and zero its count for the next call.
   if (penalty) {
     const size_t window =
         params_.repeat_last_n < 0
@@ -86,13 +93,17 @@ int32_t Sampler::sample(const float* logits, std::span<const int32_t> history) {
     const auto recent = history.last(window);
     for (const int32_t t : recent) {
       check(t >= 0 && t < n_vocab_, "history token out of range");
+      ++counts_[static_cast<size_t>(t)];
+    }
+    for (const int32_t t : recent) {
       const auto u = static_cast<size_t>(t);
-      if (penalized_[u]) continue;
-      penalized_[u] = 1;
+      const uint32_t c = counts_[u];
+      if (c == 0) continue;
+      counts_[u] = 0;
       float& l = candidates_[u].logit;
       l = l > 0.0f ? l / params_.repeat_penalty : l * params_.repeat_penalty;
+      l -= static_cast<float>(c) * params_.frequency_penalty + params_.presence_penalty;
     }
-    for (const int32_t t : recent) penalized_[static_cast<size_t>(t)] = 0;
   }
 
   // 2. Greedy: the first maximum is the lowest id among ties.

@@ -16,20 +16,24 @@ namespace bitnet::model {
 // Defaults follow llama.cpp's (common/common.h) except the seed, which is fixed so that two runs
 // with the same prompt and parameters produce the same text unless the user passes a seed.
 struct SamplerParams {
-  float temperature = 0.8f;     // 0 = greedy (argmax after the repetition penalty)
-  int32_t top_k = 40;           // 0 = off
-  float top_p = 0.95f;          // 1 = off; must be in (0, 1]
-  float min_p = 0.05f;          // 0 = off; must be in [0, 1]
-  float repeat_penalty = 1.0f;  // 1 = off; must be > 0
-  int32_t repeat_last_n = 64;   // window over the history; 0 = off, -1 = the whole history
+  float temperature = 0.8f;        // 0 = greedy (argmax after the repetition penalty)
+  int32_t top_k = 40;              // 0 = off
+  float top_p = 0.95f;             // 1 = off; must be in (0, 1]
+  float min_p = 0.05f;             // 0 = off; must be in [0, 1]
+  float repeat_penalty = 1.0f;     // 1 = off; must be > 0
+  int32_t repeat_last_n = 64;      // window over the history; 0 = off, -1 = the whole history
+  float presence_penalty = 0.0f;   // subtracted once from each token in the window; 0 = off
+  float frequency_penalty = 0.0f;  // subtracted per occurrence in the window; 0 = off
   uint64_t seed = kDefaultSeed;
 
   static constexpr uint64_t kDefaultSeed = 0x5EED5EED5EED5EEDull;
 };
 
 // Chain, each stage seeing the survivors of the one before (llama.cpp's default order):
-//   1. repetition penalty over the distinct tokens among the last repeat_last_n of `history`:
-//      a positive logit is divided by repeat_penalty, a negative one multiplied;
+//   1. penalties over the distinct tokens among the last repeat_last_n of `history`, each token
+//      seen c > 0 times there: a positive logit is divided by repeat_penalty, a negative one
+//      multiplied, then c * frequency_penalty + presence_penalty is subtracted (llama.cpp's
+//      penalties sampler; OpenAI's presence/frequency penalties with the window as the history);
 //   2. greedy (temperature == 0): the argmax, ties to the lowest token id; done;
 //   3. top-k: the k largest logits (ties to the lower id);
 //   4. top-p: the smallest prefix, by descending probability, whose probability sum is >= top_p
@@ -64,7 +68,7 @@ class Sampler {
   std::mt19937_64 rng_;
   std::vector<Candidate> candidates_;  // [n_vocab], reused by every call
   std::vector<double> probs_;          // [n_vocab], softmax of the survivors
-  std::vector<uint8_t> penalized_;     // [n_vocab], marks tokens already penalised this call
+  std::vector<uint32_t> counts_;       // [n_vocab], occurrences in the window; zero between calls
 };
 
 // Holds back generated text that could be the start of a stop string, and reports when one is
