@@ -48,8 +48,7 @@ void print_usage() {
   }
   std::printf(
       "  help, --help, -h\n      this text\n  --version\n      version\n\n"
-      "Not part of this build yet: the OpenAI-compatible server and the GPU backend; the\n"
-      "commands above are all that exist.\n\n"
+      "Not part of this build yet: the GPU backend; the commands above are all that exist.\n\n"
       "environment:\n"
       "  BITNET_FORCE_ISA=scalar|avx2|avx512|neon|neondot\n"
       "      use that kernel variant (fails if the CPU or this build lacks it)\n");
