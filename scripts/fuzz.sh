@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Fuzzes the GGUF and safetensors readers: builds fuzz/fuzz-gguf and fuzz/fuzz-safetensors with
-# clang++ (libFuzzer, ASan, UBSan) in build-fuzz/, writes seed corpora (GgufWriter files, plus
-# heads and shrunken copies of the reference fixtures when they are present; small hand-written
-# safetensors files), then fuzzes each target for BITNET_FUZZ_SECONDS (default 60).
+# Fuzzes the GGUF and safetensors readers and the HTTP API's request parser: builds
+# fuzz/fuzz-gguf, fuzz/fuzz-safetensors and fuzz/fuzz-server-request with clang++ (libFuzzer, ASan,
+# UBSan) in build-fuzz/, writes seed corpora (GgufWriter files, plus heads and shrunken copies of
+# the reference fixtures when they are present; small hand-written safetensors files and request
+# bodies), then fuzzes each target for BITNET_FUZZ_SECONDS (default 60).
 # Exits non-zero when the fuzzer finds a crash, leak, timeout or sanitizer report; the input that
 # caused it is left in build-fuzz/crashes/.
 set -euo pipefail
@@ -15,8 +16,8 @@ bash scripts/deps.sh clang libclang-rt-14-dev
 # to run the fuzzer.
 CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DBITNET_BUILD_FUZZ=ON -DBITNET_BUILD_TESTS=OFF -DBITNET_BUILD_BENCH=OFF -DBITNET_BUILD_CLI=OFF \
-  -DBITNET_WERROR=OFF >/dev/null
-cmake --build build-fuzz --target fuzz-gguf fuzz-gguf-seeds fuzz-safetensors
+  -DBITNET_BUILD_SERVER=OFF -DBITNET_WERROR=OFF >/dev/null
+cmake --build build-fuzz --target fuzz-gguf fuzz-gguf-seeds fuzz-safetensors fuzz-server-request
 
 corpus=build-fuzz/corpus/gguf
 mkdir -p "$corpus" build-fuzz/crashes
@@ -45,9 +46,27 @@ st_seed dtypes '{"a":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,8]},'\
 st_seed packed '{"w.weight":{"dtype":"U8","shape":[4,8],"data_offsets":[32,64]},'\
 '"w.weight_scale":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]}}' 64
 
+# Request seeds: the first byte picks the endpoint (0 chat, 1 completions, 2 tokenize, 3 detokenize).
+rq_corpus=build-fuzz/corpus/server-request
+mkdir -p "$rq_corpus"
+rq_seed() {  # rq_seed NAME SELECTOR BODY
+  { printf "\\x$(printf %02x "$2")"; printf '%s' "$3"; } >"$rq_corpus/$1"
+}
+rq_seed chat 0 '{"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user",'\
+'"content":[{"type":"text","text":"Hi"}]},{"role":"assistant","content":null}],"max_tokens":8,'\
+'"temperature":0.7,"top_p":0.9,"top_k":40,"min_p":0.05,"seed":1,"stop":["\n","END"],'\
+'"presence_penalty":0.5,"frequency_penalty":-0.5,"stream":true,"stream_options":'\
+'{"include_usage":true},"logprobs":true,"top_logprobs":3,"n":1}'
+rq_seed completion 1 '{"prompt":"Once upon a time","max_tokens":16,"logprobs":2,"echo":false}'
+rq_seed completion-ids 1 '{"prompt":[[4096,791,4062]],"stop":"x","best_of":1,"suffix":null}'
+rq_seed tokenize 2 '{"content":"Hello <|eot_id|>","add_special":true,"with_pieces":true}'
+rq_seed detokenize 3 '{"tokens":[4096,791,4062]}'
+
 # -max_len covers the seeds (at most a few KiB) with room to grow; -timeout catches hangs and
 # -rss_limit_mb huge allocations. libFuzzer exits non-zero on any finding.
 build-fuzz/bin/fuzz-gguf -max_total_time="$seconds" -max_len=16384 -timeout=10 \
   -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build-fuzz/crashes/ "$corpus"
 build-fuzz/bin/fuzz-safetensors -max_total_time="$seconds" -max_len=16384 -timeout=10 \
   -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build-fuzz/crashes/ "$st_corpus"
+build-fuzz/bin/fuzz-server-request -max_total_time="$seconds" -max_len=4096 -timeout=10 \
+  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build-fuzz/crashes/ "$rq_corpus"
