@@ -76,7 +76,8 @@ using MatmulFn = void (*)(const TernaryMatrixView& w, const QuantizedRows& a, fl
                           int64_t group_begin, int64_t group_end);
 
 // Machine-limit probe: `iterations` rounds of this ISA's widest int8 multiply-add over independent
-// accumulators (vpdpbusd on AVX-512); returns a value that depends on every result.
+// accumulators (vpdpbusd on AVX-512; on AVX2 the vpmaddubsw + vpaddw pair of its narrow
+// accumulation, see kernels-simd.cpp); returns a value that depends on every result.
 using PeakFn = int64_t (*)(int64_t iterations);
 
 // Bandwidth probe: reads `bytes` (a multiple of 256, 64-byte aligned) with this ISA's widest loads
@@ -153,6 +154,10 @@ using BlockDotFn = void (*)(const uint8_t* w, size_t w_stride, int64_t n, const 
 
 struct KernelTable {
   Isa isa;
+  // The layout this table's matmul runs fastest on; the loader repacks weights into it. T1 where
+  // its digits decode linearly on an unsigned-byte dot (AVX-512 VNNI), T2 elsewhere: extracting
+  // base-3 digits costs more than the 20% of bytes T1 saves.
+  TernaryLayout preferred_layout;
   QuantizeFn quantize;
   MatmulFn matmul[kNumLayouts];  // indexed by TernaryLayout
   PeakFn int8_peak;

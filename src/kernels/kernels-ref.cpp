@@ -210,11 +210,13 @@ void dot_q8_0_ref(const uint8_t* w, size_t w_stride, int64_t n, const BlockQ8Row
 
 }  // namespace
 
-extern const KernelTable kTableScalar = {
-    Isa::Scalar,         quantize_ref, {matmul_ref, matmul_ref},
-    int8_peak_ref,       64,           stream_read_ref,
-    dot_f32_ref,         dot_f16_ref,  axpy_f16_ref,
-    quantize_blocks_ref, dot_q6_k_ref, dot_q8_0_ref};
+extern const KernelTable kTableScalar = {Isa::Scalar,         TernaryLayout::T2,
+                                         quantize_ref,        {matmul_ref, matmul_ref},
+                                         int8_peak_ref,       64,
+                                         stream_read_ref,     dot_f32_ref,
+                                         dot_f16_ref,         axpy_f16_ref,
+                                         quantize_blocks_ref, dot_q6_k_ref,
+                                         dot_q8_0_ref};
 
 void unpack_ternary(const TernaryMatrixView& w, int8_t* out) {
   for (int64_t row = 0; row < w.n; ++row) {
