@@ -306,7 +306,7 @@ struct NarrowRows {
   // Codes c[p] of k in [k, k + 4) for every row.
   inline void dot(const Panel* c, int64_t k) {
     for (int m = 0; m < MB; ++m) {
-      for (int p = 0; p < P; ++p) n[p][m] = dot4_narrow(n[p][m], c[p], q[m] + k);
+      for (int p = 0; p < P; ++p) n[p][m] = dot4_narrow_in_order(n[p][m], c[p], q[m] + k);
     }
   }
 };
@@ -412,32 +412,44 @@ void matmul_narrow(const TernaryMatrixView& w, const QuantizedRows& a, float* y,
   }
 }
 
-// Decode (M = 1) of T2: eight chains (two panels x four fields) of one product per chunk each,
-// widened every kNarrowDots chunks.
+// Decode (M = 1) of T2, where AVX2 is bound by its vector ops (about 30 per 64-byte chunk, near
+// four per cycle on Zen 4): fields 1 and 2 are used in place (an and instead of a shift and an
+// and), so everything is kept at 16x scale: field 2 (16 c, pair sums up to 8192) is widened every
+// 4 chunks, fields 0, 1 (4 c, up to 2048) and 3 every 16, with vpmaddwd by 16 / 4 / 1 / 16.
+// Eight chains (two panels x four fields) of one product per chunk each.
 void t2_group_gemv_narrow(const TernaryMatrixView& w, const QuantizedRows& a, int64_t g, float* y) {
   const uint8_t* p = w.data + static_cast<size_t>(g) * w.group_bytes;
   const int8_t* q = a.q;
   PAcc lo = pacc_zero(), hi = pacc_zero();
   const int64_t chunks = w.k / 16;
-  for (int64_t c0 = 0; c0 < chunks; c0 += kNarrowDots) {
-    const int64_t c1 = c0 + kNarrowDots < chunks ? c0 + kNarrowDots : chunks;
-    Acc16 l0 = acc16_zero(), l1 = acc16_zero(), l2 = acc16_zero(), l3 = acc16_zero();
-    Acc16 h0 = acc16_zero(), h1 = acc16_zero(), h2 = acc16_zero(), h3 = acc16_zero();
-    for (int64_t c = c0; c < c1; ++c, p += kChunkBytes, q += 16) {
-      __builtin_prefetch(p + kPrefetchAhead);
-      const Panel rl = load_panel(p), rh = load_panel(p + kChunkBytes / 2);
-      l0 = dot4_narrow(l0, panel_code2<0>(rl), q);
-      h0 = dot4_narrow(h0, panel_code2<0>(rh), q);
-      l1 = dot4_narrow(l1, panel_code2<1>(rl), q + 4);
-      h1 = dot4_narrow(h1, panel_code2<1>(rh), q + 4);
-      l2 = dot4_narrow(l2, panel_code2<2>(rl), q + 8);
-      h2 = dot4_narrow(h2, panel_code2<2>(rh), q + 8);
-      l3 = dot4_narrow(l3, panel_code2<3>(rl), q + 12);
-      h3 = dot4_narrow(h3, panel_code2<3>(rh), q + 12);
+  int64_t c = 0;
+  while (c < chunks) {
+    const int64_t c16 = c + 16 < chunks ? c + 16 : chunks;
+    Acc16 l0 = acc16_zero(), l1 = acc16_zero(), l3 = acc16_zero();
+    Acc16 h0 = acc16_zero(), h1 = acc16_zero(), h3 = acc16_zero();
+    while (c < c16) {
+      const int64_t c4 = c + 4 < c16 ? c + 4 : c16;
+      Acc16 l2 = acc16_zero(), h2 = acc16_zero();
+      for (; c < c4; ++c, p += kChunkBytes, q += 16) {
+        __builtin_prefetch(p + kPrefetchAhead);
+        const Panel rl = load_panel(p), rh = load_panel(p + kChunkBytes / 2);
+        l0 = dot4_narrow(l0, panel_code2<0>(rl), q);
+        h0 = dot4_narrow(h0, panel_code2<0>(rh), q);
+        l1 = dot4_narrow(l1, panel_field2_in_place<1>(rl), q + 4);
+        h1 = dot4_narrow(h1, panel_field2_in_place<1>(rh), q + 4);
+        l2 = dot4_narrow(l2, panel_field2_in_place<2>(rl), q + 8);
+        h2 = dot4_narrow(h2, panel_field2_in_place<2>(rh), q + 8);
+        l3 = dot4_narrow(l3, panel_code2<3>(rl), q + 12);
+        h3 = dot4_narrow(h3, panel_code2<3>(rh), q + 12);
+      }
+      lo = widen_times<1>(lo, l2);
+      hi = widen_times<1>(hi, h2);
     }
-    lo = widen(widen(widen(widen(lo, l0), l1), l2), l3);
-    hi = widen(widen(widen(widen(hi, h0), h1), h2), h3);
+    lo = widen_times<16>(widen_times<4>(widen_times<16>(lo, l0), l1), l3);
+    hi = widen_times<16>(widen_times<4>(widen_times<16>(hi, h0), h1), h3);
   }
+  lo = pacc_sar<4>(lo);
+  hi = pacc_sar<4>(hi);
   const int64_t row0 = g * kGroupRows;
   const int64_t left = w.n - row0;
   store_panel(lo, a.sum[0], a.scale[0], w.row_scale + row0, y + row0,
@@ -492,7 +504,7 @@ int64_t int8_peak_simd(int64_t iterations) {
   for (Acc16& v : acc) v = acc16_zero();
   for (int64_t it = 0; it < iterations; ++it) {
     for (int i = 0; i < kPeakChains; ++i) {
-      acc[i] = dot4_narrow(acc[i], c, act);
+      acc[i] = dot4_narrow_in_order(acc[i], c, act);
       c = opaque(c);
     }
   }

@@ -15,8 +15,9 @@
 //   store_rows(acc, ...)   epilogue of ternary-common.h for n_valid <= 16 rows
 //   Narrow accumulation (AVX2 only, BITNET_SIMD_NARROW_DOT): the same over one panel (a 32-byte
 //   half of a chunk, 8 rows) into 16-bit sums, widened to 32 bits every kNarrowDots products:
-//   Panel, load_panel, panel_code2<S>, panel_t1/panel_trit/panel_times3, Acc16, dot4_narrow,
-//   PAcc, widen, store_panel; opaque() hides a value from the optimizer (peak loop).
+//   Panel, load_panel, panel_code2<S>, panel_field2_in_place<S>, panel_t1/panel_trit/
+//   panel_times3, Acc16, dot4_narrow(_in_order), PAcc, widen, widen_times<C>, pacc_sar<B>,
+//   store_panel; opaque() hides a value from the optimizer (peak loop).
 //   Quantizer: FMax/absmax_step/reduce_max, ISum/quant_step/reduce_sum over kFloatStep floats;
 //              quant_step<Lo> clamps codes to [Lo, 127] and maps NaN to Lo (Lo = -128 or -127).
 //   Float dots: FVec, load_f32, load_f16, store_f32, fbroadcast, fmadd, fadd, reduce_add.
@@ -250,15 +251,33 @@ static inline Acc16 acc16_zero() {
 static inline PAcc pacc_zero() {
   return {_mm256_setzero_si256()};
 }
-// The empty asm pins each sum to its register: without it GCC reassociates the 16-bit adds of a
-// tile (adding the products of several fields first) and spills the products of all its rows.
 static inline Acc16 dot4_narrow(Acc16 acc, Panel c, const int8_t* q4) {
+  return {_mm256_add_epi16(acc.v, _mm256_maddubs_epi16(c.v, _mm256_set1_epi32(load_i32(q4))))};
+}
+// The same with each sum pinned to its register by an empty asm: in a tile GCC otherwise
+// reassociates the 16-bit adds (adding the products of several fields first) and spills the
+// products of every row. (Where one chain takes one product at a time, the pin only adds moves.)
+static inline Acc16 dot4_narrow_in_order(Acc16 acc, Panel c, const int8_t* q4) {
   __m256i s = _mm256_add_epi16(acc.v, _mm256_maddubs_epi16(c.v, _mm256_set1_epi32(load_i32(q4))));
   __asm__("" : "+x"(s));
   return {s};
 }
 static inline PAcc widen(PAcc acc, Acc16 n) {
   return {_mm256_add_epi32(acc.v, _mm256_madd_epi16(n.v, _mm256_set1_epi16(1)))};
+}
+// T2 field S in place, raw & (3 << 2S): the code times 4^S, one op instead of two. A single
+// vpmaddubsw stays exact for any S (|4^3 * 2 * 128 * 2| = 32768), but fewer products fit 16 bits.
+template <int S>
+static inline Panel panel_field2_in_place(Panel raw) {
+  return {_mm256_and_si256(raw.v, _mm256_set1_epi8(static_cast<char>(3 << (2 * S))))};
+}
+template <int C>
+static inline PAcc widen_times(PAcc acc, Acc16 n) {
+  return {_mm256_add_epi32(acc.v, _mm256_madd_epi16(n.v, _mm256_set1_epi16(C)))};
+}
+template <int B>
+static inline PAcc pacc_sar(PAcc a) {
+  return {_mm256_srai_epi32(a.v, B)};
 }
 static inline void store_panel(PAcc acc, int32_t act_sum, float act_scale, const float* row_scale,
                                float* y, int n_valid) {
