@@ -394,8 +394,12 @@ template <TernaryLayout L>
 void matmul_narrow(const TernaryMatrixView& w, const QuantizedRows& a, float* y, int64_t ldy,
                    int64_t g0, int64_t g1) {
   constexpr int kTile = NarrowShape<L>::kRows;
-  const int64_t fit = kActBlockBytes / w.k;
-  const int64_t block_rows = fit > kTile ? fit : kTile;
+  // Blocks of about equal size, a multiple of the tile where the rows allow (M = 128 at K = 2560:
+  // 45 + 45 + 38 rows, mostly tiles of 5, where blocks of 51 would be 11 tiles of 4 or 5).
+  const int64_t fit = kActBlockBytes / w.k > kTile ? kActBlockBytes / w.k / kTile * kTile : kTile;
+  const int64_t blocks = (a.m + fit - 1) / fit;
+  const int64_t even = (a.m + blocks - 1) / blocks;
+  const int64_t block_rows = (even + kTile - 1) / kTile * kTile;
   for (int64_t b0 = 0; b0 < a.m; b0 += block_rows) {
     const int64_t b1 = b0 + block_rows < a.m ? b0 + block_rows : a.m;
     // Tiles of equal size (M = 16 at MB = 12: two of 8, not 12 + 4): the decoding of each panel
@@ -591,22 +595,48 @@ inline float scalar_value(uint16_t h) {
 }
 
 // Four accumulators of kFloatStep lanes, combined as ((a0 + a1) + (a2 + a3)), then the lanes in
-// order, then the scalar tail: the same order for F32 and F16 rows.
-template <class Load, class T>
-inline float dot_rows(const T* w, const float* x, int64_t k, Load load) {
+// order, then the scalar tail: the same order for F32 and F16 rows. NQ vectors x[q] are dotted
+// with the same row at once (each row vector loaded, and converted, once for all of them); every
+// pair sees the same operations in the same order for any NQ.
+template <int NQ, class Load, class T>
+inline void dot_rows_nq(const T* w, const float* const* x, int64_t k, Load load, float* out) {
   constexpr int64_t S = kFloatStep;
-  FVec a0 = fvec_zero(), a1 = fvec_zero(), a2 = fvec_zero(), a3 = fvec_zero();
+  FVec acc[NQ][4];
+  for (auto& a : acc) a[0] = a[1] = a[2] = a[3] = fvec_zero();
   int64_t i = 0;
   for (; i + 4 * S <= k; i += 4 * S) {
-    a0 = fmadd(load(w + i), load_f32(x + i), a0);
-    a1 = fmadd(load(w + i + S), load_f32(x + i + S), a1);
-    a2 = fmadd(load(w + i + 2 * S), load_f32(x + i + 2 * S), a2);
-    a3 = fmadd(load(w + i + 3 * S), load_f32(x + i + 3 * S), a3);
+    const FVec w0 = load(w + i), w1 = load(w + i + S), w2 = load(w + i + 2 * S),
+               w3 = load(w + i + 3 * S);
+    for (int q = 0; q < NQ; ++q) {
+      acc[q][0] = fmadd(w0, load_f32(x[q] + i), acc[q][0]);
+      acc[q][1] = fmadd(w1, load_f32(x[q] + i + S), acc[q][1]);
+      acc[q][2] = fmadd(w2, load_f32(x[q] + i + 2 * S), acc[q][2]);
+      acc[q][3] = fmadd(w3, load_f32(x[q] + i + 3 * S), acc[q][3]);
+    }
   }
-  for (; i + S <= k; i += S) a0 = fmadd(load(w + i), load_f32(x + i), a0);
-  float sum = reduce_add(fadd(fadd(a0, a1), fadd(a2, a3)));
-  for (; i < k; ++i) sum += scalar_value(w[i]) * x[i];
-  return sum;
+  for (; i + S <= k; i += S) {
+    const FVec w0 = load(w + i);
+    for (int q = 0; q < NQ; ++q) acc[q][0] = fmadd(w0, load_f32(x[q] + i), acc[q][0]);
+  }
+  for (int q = 0; q < NQ; ++q) {
+    float sum = reduce_add(fadd(fadd(acc[q][0], acc[q][1]), fadd(acc[q][2], acc[q][3])));
+    for (int64_t t = i; t < k; ++t) sum += scalar_value(w[t]) * x[q][t];
+    out[q] = sum;
+  }
+}
+
+template <class Load, class T>
+inline float dot_rows(const T* w, const float* x, int64_t k, Load load) {
+  float out;
+  dot_rows_nq<1>(w, &x, k, load, &out);
+  return out;
+}
+
+inline FVec load_row(const float* p) {
+  return load_f32(p);
+}
+inline FVec load_row(const uint16_t* p) {
+  return load_f16(p);
 }
 
 float dot_f32_simd(const float* w, const float* x, int64_t k) {
@@ -622,6 +652,111 @@ void axpy_f16_simd(float a, const uint16_t* x, float* y, int64_t n) {
   for (; i + kFloatStep <= n; i += kFloatStep)
     store_f32(y + i, fmadd(av, load_f16(x + i), load_f32(y + i)));
   for (; i < n; ++i) y[i] += a * scalar_value(x[i]);
+}
+
+// ---------------------------------------------------------------------- attention (prefill)
+// Query heads sharing a KV head (GQA: 4 in 2B4T) are taken together, so each cached row is loaded
+// and converted from F16 once for several of them. Scores: kScoreQueries pairs at a time, four
+// accumulators each (dot_rows's order) plus the four row vectors: 12 of AVX2's 16 registers at 2,
+// 20 of 32 at 4. Values: kValueQueries output rows x kValueVecs vectors of the head at a time.
+#if BITNET_SIMD_AVX2
+constexpr int kScoreQueries = 2;
+#else
+constexpr int kScoreQueries = 4;
+#endif
+constexpr int kValueQueries = 4, kValueVecs = 2;
+
+template <int NQ, class T>
+inline void scores_block(const T* row, const float* q, int64_t ldq, int64_t d, float* s,
+                         int64_t lds) {
+  const float* x[NQ];
+  float out[NQ];
+  for (int i = 0; i < NQ; ++i) x[i] = q + i * ldq;
+  dot_rows_nq<NQ>(
+      row, x, d, [](const T* p) { return load_row(p); }, out);
+  for (int i = 0; i < NQ; ++i) s[i * lds] = out[i];
+}
+
+template <int NQ, class T>
+inline void scores_tail(int64_t nq, const T* row, const float* q, int64_t ldq, int64_t d, float* s,
+                        int64_t lds) {
+  if constexpr (NQ >= 1) {
+    if (nq == NQ) return scores_block<NQ>(row, q, ldq, d, s, lds);
+    scores_tail<NQ - 1>(nq, row, q, ldq, d, s, lds);
+  }
+}
+
+template <class T>
+void attn_scores_simd(const T* rows, int64_t stride, int64_t n, const float* q, int64_t ldq,
+                      int64_t nq, int64_t d, float* s, int64_t lds) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T* row = rows + j * stride;
+    int64_t i = 0;
+    for (; i + kScoreQueries <= nq; i += kScoreQueries) {
+      scores_block<kScoreQueries>(row, q + i * ldq, ldq, d, s + i * lds + j, lds);
+    }
+    scores_tail<kScoreQueries - 1>(nq - i, row, q + i * ldq, ldq, d, s + i * lds + j, lds);
+  }
+}
+
+// o[i] += p[i][j] * row_j over the rows in order: per element the same fused multiply-adds as
+// axpy_f16 called once per row (and its scalar tail past the last full vector).
+template <int NQ, class T>
+void values_block(const float* p, int64_t ldp, const T* rows, int64_t stride, int64_t n, int64_t d,
+                  float* o, int64_t ldo) {
+  constexpr int64_t S = kFloatStep;
+  int64_t e = 0;
+  for (; e + kValueVecs * S <= d; e += kValueVecs * S) {
+    FVec acc[NQ][kValueVecs];
+    for (int i = 0; i < NQ; ++i) {
+      for (int v = 0; v < kValueVecs; ++v) acc[i][v] = load_f32(o + i * ldo + e + v * S);
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      FVec x[kValueVecs];
+      for (int v = 0; v < kValueVecs; ++v) x[v] = load_row(rows + j * stride + e + v * S);
+      for (int i = 0; i < NQ; ++i) {
+        const FVec a = fbroadcast(p[i * ldp + j]);
+        for (int v = 0; v < kValueVecs; ++v) acc[i][v] = fmadd(a, x[v], acc[i][v]);
+      }
+    }
+    for (int i = 0; i < NQ; ++i) {
+      for (int v = 0; v < kValueVecs; ++v) store_f32(o + i * ldo + e + v * S, acc[i][v]);
+    }
+  }
+  for (; e + S <= d; e += S) {
+    FVec acc[NQ];
+    for (int i = 0; i < NQ; ++i) acc[i] = load_f32(o + i * ldo + e);
+    for (int64_t j = 0; j < n; ++j) {
+      const FVec x = load_row(rows + j * stride + e);
+      for (int i = 0; i < NQ; ++i) acc[i] = fmadd(fbroadcast(p[i * ldp + j]), x, acc[i]);
+    }
+    for (int i = 0; i < NQ; ++i) store_f32(o + i * ldo + e, acc[i]);
+  }
+  for (; e < d; ++e) {
+    for (int i = 0; i < NQ; ++i) {
+      for (int64_t j = 0; j < n; ++j)
+        o[i * ldo + e] += p[i * ldp + j] * scalar_value(rows[j * stride + e]);
+    }
+  }
+}
+
+template <int NQ, class T>
+inline void values_tail(int64_t nq, const float* p, int64_t ldp, const T* rows, int64_t stride,
+                        int64_t n, int64_t d, float* o, int64_t ldo) {
+  if constexpr (NQ >= 1) {
+    if (nq == NQ) return values_block<NQ>(p, ldp, rows, stride, n, d, o, ldo);
+    values_tail<NQ - 1>(nq, p, ldp, rows, stride, n, d, o, ldo);
+  }
+}
+
+template <class T>
+void attn_values_simd(const float* p, int64_t ldp, int64_t nq, const T* rows, int64_t stride,
+                      int64_t n, int64_t d, float* o, int64_t ldo) {
+  int64_t i = 0;
+  for (; i + kValueQueries <= nq; i += kValueQueries) {
+    values_block<kValueQueries>(p + i * ldp, ldp, rows, stride, n, d, o + i * ldo, ldo);
+  }
+  values_tail<kValueQueries - 1>(nq - i, p + i * ldp, ldp, rows, stride, n, d, o + i * ldo, ldo);
 }
 
 // ------------------------------------------------------------------ output matrix (LM head)
@@ -769,12 +904,22 @@ constexpr TernaryLayout kPreferredLayout = TernaryLayout::T1;
 constexpr TernaryLayout kPreferredLayout = TernaryLayout::T2;
 #endif
 const KernelTable BITNET_TABLE_NAME = {
-    BITNET_TABLE_ISA,     kPreferredLayout,
-    quantize_simd,        {matmul_simd<TernaryLayout::T2>, matmul_simd<TernaryLayout::T1>},
-    int8_peak_simd,       kPeakMacsPerIteration,
-    stream_read_simd,     dot_f32_simd,
-    dot_f16_simd,         axpy_f16_simd,
-    quantize_blocks_simd, block_dot_simd<true>,
+    BITNET_TABLE_ISA,
+    kPreferredLayout,
+    quantize_simd,
+    {matmul_simd<TernaryLayout::T2>, matmul_simd<TernaryLayout::T1>},
+    int8_peak_simd,
+    kPeakMacsPerIteration,
+    stream_read_simd,
+    dot_f32_simd,
+    dot_f16_simd,
+    axpy_f16_simd,
+    attn_scores_simd<uint16_t>,
+    attn_scores_simd<float>,
+    attn_values_simd<uint16_t>,
+    attn_values_simd<float>,
+    quantize_blocks_simd,
+    block_dot_simd<true>,
     block_dot_simd<false>};
 
 }  // namespace bitnet::kernels
