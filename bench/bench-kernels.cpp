@@ -126,7 +126,8 @@ double scalar_seconds(TernaryLayout layout, int64_t n, int64_t k, int64_t m) {
   return s;
 }
 
-void run_matmul(benchmark::State& state, Isa isa, TernaryLayout layout, int64_t m) {
+void run_matmul(benchmark::State& state, Isa isa, TernaryLayout layout, int64_t m,
+                bool vs_scalar = true) {
   const int64_t n = state.range(0), k = state.range(1);
   const int threads = static_cast<int>(state.range(2));
   const KernelTable* table = kernels_for(isa);
@@ -160,7 +161,7 @@ void run_matmul(benchmark::State& state, Isa isa, TernaryLayout layout, int64_t 
                                               benchmark::Counter::kIsRate);
   state.counters["bpw"] = layout_bits_per_weight(layout, k);
   // Ratios need the time per call, which counters only see as rates: RatioReporter fills them in.
-  if (isa != Isa::Scalar) state.counters["x_scalar"] = 0;
+  if (isa != Isa::Scalar && vs_scalar) state.counters["x_scalar"] = 0;
   state.SetLabel(std::string(isa_name(isa)) + " " + layout_name(layout));
 }
 
@@ -331,6 +332,21 @@ void register_all() {
               ->Args({s[0], s[1], threads})
               ->Unit(benchmark::kMillisecond)
               ->UseRealTime();
+        }
+        // Prefill chunks from 16 to 512 rows on the fused 2B4T linears (q|k|v, o, gate|up,
+        // down), in the layout the loader picks for this ISA (no scalar comparison: too slow).
+        if (layout != kernels_for(isa)->preferred_layout) continue;
+        const int64_t fused[][2] = {{3840, 2560}, {2560, 2560}, {13824, 2560}, {2560, 6912}};
+        for (int64_t m : {16, 128, 512}) {
+          for (const auto& s : fused) {
+            if (m == 128 && s[0] == 2560 && s[1] == 6912) continue;  // registered above
+            benchmark::RegisterBenchmark(
+                ("Gemm/" + tag + "/" + std::to_string(m)).c_str(),
+                [isa, layout, m](benchmark::State& st) { run_matmul(st, isa, layout, m, false); })
+                ->Args({s[0], s[1], threads})
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime();
+          }
         }
       }
     }

@@ -52,6 +52,15 @@ TEST(Dispatch, ForcingAnUnusableIsaFailsLoudly) {
   }
 }
 
+TEST(Dispatch, PreferredLayouts) {
+  // T1 only where its digits decode on an unsigned-byte dot (AVX-512 VNNI); the others run T2.
+  for (Isa isa : available_isas()) {
+    EXPECT_EQ(kernels_for(isa)->preferred_layout,
+              isa == Isa::Avx512 ? TernaryLayout::T1 : TernaryLayout::T2)
+        << isa_name(isa);
+  }
+}
+
 TEST(Dispatch, UnknownNameListsTheChoices) {
   try {
     select_kernels("sse9");

@@ -60,6 +60,89 @@ TEST_P(FloatDotTest, MatchesReferenceAndF16EqualsF32) {
   }
 }
 
+// Prefill attention over a page run of cached rows: the scores are dot_f16 / dot_f32 of every
+// pair bit for bit (whatever nq; F16 rows equal to F32 rows give equal results), the values equal
+// axpy_f16 applied row by row, and both stay within the float bound of the double result. The
+// rows end at a guard page (stride > d leaves a gap that must not matter).
+TEST_P(FloatDotTest, AttentionRunsMatchTheSingleRowKernels) {
+  const KernelTable& t = *kernels_for(GetParam());
+  const KernelTable& ref = *kernels_for(Isa::Scalar);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const float eps = std::numeric_limits<float>::epsilon();
+  for (int64_t d : {1, 8, 31, 64, 128}) {
+    for (int64_t nq : {1, 2, 3, 4, 5, 9}) {
+      for (int64_t n : {0, 1, 5, 17}) {
+        const int64_t stride = d + 3, ldq = d + 1, lds = n + 2, ldo = d + 5;
+        const size_t cells = static_cast<size_t>(n > 0 ? (n - 1) * stride + d : 0);
+        test::GuardedArray<uint16_t> kh(cells, 2);
+        test::GuardedArray<float> kf(cells, 4);
+        for (size_t i = 0; i < cells; ++i) {
+          kh[i] = fp32_to_fp16(nd(rng));
+          kf[i] = fp16_to_fp32(kh[i]);
+        }
+        std::vector<float> q(static_cast<size_t>(nq * ldq));
+        for (auto& v : q) v = nd(rng);
+        std::vector<float> s16(static_cast<size_t>(nq * lds), -7.0f), s32 = s16, sref = s16;
+        t.attn_scores_f16(kh.data(), stride, n, q.data(), ldq, nq, d, s16.data(), lds);
+        t.attn_scores_f32(kf.data(), stride, n, q.data(), ldq, nq, d, s32.data(), lds);
+        ref.attn_scores_f16(kh.data(), stride, n, q.data(), ldq, nq, d, sref.data(), lds);
+        for (int64_t i = 0; i < nq; ++i) {
+          for (int64_t j = 0; j < lds; ++j) {
+            const size_t at = static_cast<size_t>(i * lds + j);
+            if (j >= n) {
+              ASSERT_EQ(s16[at], -7.0f) << "scores wrote past n";
+              continue;
+            }
+            const uint16_t* row = kh.data() + j * stride;
+            const float want = t.dot_f16(row, q.data() + i * ldq, d);
+            ASSERT_EQ(s16[at], want)
+                << isa_name(t.isa) << " d=" << d << " nq=" << nq << " " << i << "," << j;
+            ASSERT_EQ(s32[at], want) << isa_name(t.isa) << " F32 rows, d=" << d;
+            double mag = 0;
+            for (int64_t e = 0; e < d; ++e) {
+              mag += std::fabs(static_cast<double>(kf[static_cast<size_t>(j * stride + e)]) *
+                               q[static_cast<size_t>(i * ldq + e)]);
+            }
+            ASSERT_NEAR(s16[at], sref[at], 2.0 * static_cast<double>(d) * eps * mag);
+          }
+        }
+
+        std::vector<float> p(static_cast<size_t>(nq * lds));
+        for (auto& v : p) v = nd(rng);
+        std::vector<float> o16(static_cast<size_t>(nq * ldo));
+        for (auto& v : o16) v = nd(rng);
+        std::vector<float> o32 = o16, oaxpy = o16, oref = o16;
+        t.attn_values_f16(p.data(), lds, nq, kh.data(), stride, n, d, o16.data(), ldo);
+        t.attn_values_f32(p.data(), lds, nq, kf.data(), stride, n, d, o32.data(), ldo);
+        ref.attn_values_f16(p.data(), lds, nq, kh.data(), stride, n, d, oref.data(), ldo);
+        for (int64_t i = 0; i < nq; ++i) {
+          for (int64_t j = 0; j < n; ++j) {
+            t.axpy_f16(p[static_cast<size_t>(i * lds + j)], kh.data() + j * stride,
+                       oaxpy.data() + i * ldo, d);
+          }
+        }
+        for (int64_t i = 0; i < nq; ++i) {
+          for (int64_t e = 0; e < ldo; ++e) {
+            const size_t at = static_cast<size_t>(i * ldo + e);
+            ASSERT_EQ(o16[at], oaxpy[at]) << isa_name(t.isa) << " values d=" << d << " nq=" << nq
+                                          << " n=" << n << " at " << i << "," << e;
+            ASSERT_EQ(o32[at], o16[at]) << isa_name(t.isa) << " F32 values";
+            if (e >= d) continue;
+            // n + 1 roundings, each within eps of the running magnitude.
+            double mag = std::fabs(static_cast<double>(oaxpy[at]));
+            for (int64_t j = 0; j < n; ++j) {
+              mag += std::fabs(static_cast<double>(p[static_cast<size_t>(i * lds + j)]) *
+                               kf[static_cast<size_t>(j * stride + e)]);
+            }
+            ASSERT_NEAR(o16[at], oref[at], 2.0 * static_cast<double>(n + 1) * eps * mag);
+          }
+        }
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllIsas, FloatDotTest, ::testing::ValuesIn(available_isas()),
                          [](const auto& param_info) {
                            return std::string(isa_name(param_info.param));

@@ -116,7 +116,9 @@ class MatmulTest : public ::testing::TestWithParam<std::tuple<Isa, TernaryLayout
 TEST_P(MatmulTest, EdgeShapes) {
   const int64_t ks[] = {16, 32, 48, 64, 80, 96, 160, 176, 256};
   const int64_t ns[] = {1, 15, 16, 17, 33};
-  const int64_t ms[] = {1, 2, 3, 4, 5, 8, 9, 17};
+  // Row tiles: 4 and 8 (AVX2 without narrow accumulation, AVX-512), up to 12 in equal parts
+  // (narrow accumulation: 13 = 7 + 6, 25 = 9 + 8 + 8).
+  const int64_t ms[] = {1, 2, 3, 4, 5, 8, 9, 12, 13, 17, 25};
   uint64_t seed = 1;
   for (int64_t k : ks)
     for (int64_t n : ns)
@@ -126,7 +128,8 @@ TEST_P(MatmulTest, EdgeShapes) {
 TEST_P(MatmulTest, ModelShapesAndThreads) {
   // 2B4T widths (K 2560 and 6912: 6912 % 80 = 32, so T1 uses two 4-trit chunks) and
   // bitnet_b1_58-3B's 3200, with N not a multiple of the group.
-  const int64_t shapes[][3] = {{1, 40, 2560}, {3, 24, 6912}, {1, 17, 3200}, {9, 33, 2560}};
+  const int64_t shapes[][3] = {
+      {1, 40, 2560}, {3, 24, 6912}, {1, 17, 3200}, {9, 33, 2560}, {30, 20, 6912}};
   for (const auto& s : shapes) {
     for (int threads = 1; threads <= 4; ++threads) {
       check_kernel(table(), layout(), Problem(s[0], s[1], s[2], 100 + threads), threads);
@@ -137,8 +140,10 @@ TEST_P(MatmulTest, ModelShapesAndThreads) {
 TEST_P(MatmulTest, ExtremeValuesAtLargeK) {
   // K = 20576: 1028 five-trit chunks (past the linear T1 decoder's 1024-chunk fold) plus one
   // four-trit chunk. All-extreme weights and activations give the largest accumulator magnitudes.
+  // The 16-bit sums of narrow accumulation reach -32768 exactly (64 pair sums of -512) at every
+  // widening: K = 20576 spans many of them in both layouts.
   const int64_t k = 20576;
-  for (int64_t m : {1, 2}) {  // M = 1 takes the decode (GEMV) paths, M = 2 the tiled ones
+  for (int64_t m : {1, 2, 13}) {  // M = 1 takes the decode (GEMV) paths, M > 1 the tiled ones
     for (int wv : {1, -1, 0}) {
       for (int qv : {-128, 127}) {
         Problem p(m, 17, k, 9);

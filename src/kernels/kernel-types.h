@@ -76,7 +76,8 @@ using MatmulFn = void (*)(const TernaryMatrixView& w, const QuantizedRows& a, fl
                           int64_t group_begin, int64_t group_end);
 
 // Machine-limit probe: `iterations` rounds of this ISA's widest int8 multiply-add over independent
-// accumulators (vpdpbusd on AVX-512); returns a value that depends on every result.
+// accumulators (vpdpbusd on AVX-512; on AVX2 the vpmaddubsw + vpaddw pair of its narrow
+// accumulation, see kernels-simd.cpp); returns a value that depends on every result.
 using PeakFn = int64_t (*)(int64_t iterations);
 
 // Bandwidth probe: reads `bytes` (a multiple of 256, 64-byte aligned) with this ISA's widest loads
@@ -91,6 +92,22 @@ using DotF32Fn = float (*)(const float* w, const float* x, int64_t k);
 using DotF16Fn = float (*)(const uint16_t* w, const float* x, int64_t k);
 // y[i] += a * float(x[i]) for F16 x (attention's weighted sum of V rows); any n.
 using AxpyF16Fn = void (*)(float a, const uint16_t* x, float* y, int64_t n);
+
+// Attention over a run of n cached rows of one KV head (K or V of consecutive positions within a
+// page, `stride` elements apart), for the nq query heads that share it:
+//   scores  s[i * lds + j] = dot(q + i * ldq, row j) over d elements, each pair exactly as
+//           dot_f32 / dot_f16 computes it (a pair's result does not depend on nq or n);
+//   values  o[i * ldo + e] += p[i * ldp + j] * row_j[e] for j = 0 .. n-1 in order, per element the
+//           operations of axpy_f16 called once per row (fused multiply-adds on SIMD ISAs).
+// Any n >= 0, nq >= 1, d >= 1; no alignment needed; o must not overlap the inputs.
+using AttnScoresF16Fn = void (*)(const uint16_t* rows, int64_t stride, int64_t n, const float* q,
+                                 int64_t ldq, int64_t nq, int64_t d, float* s, int64_t lds);
+using AttnScoresF32Fn = void (*)(const float* rows, int64_t stride, int64_t n, const float* q,
+                                 int64_t ldq, int64_t nq, int64_t d, float* s, int64_t lds);
+using AttnValuesF16Fn = void (*)(const float* p, int64_t ldp, int64_t nq, const uint16_t* rows,
+                                 int64_t stride, int64_t n, int64_t d, float* o, int64_t ldo);
+using AttnValuesF32Fn = void (*)(const float* p, int64_t ldp, int64_t nq, const float* rows,
+                                 int64_t stride, int64_t n, int64_t d, float* o, int64_t ldo);
 
 // ------------------------------------------------------------- output matrix (LM head) dots
 // The LM head multiplies the final normed rows by the output matrix as the file stores it, ggml
@@ -153,6 +170,10 @@ using BlockDotFn = void (*)(const uint8_t* w, size_t w_stride, int64_t n, const 
 
 struct KernelTable {
   Isa isa;
+  // The layout this table's matmul runs fastest on; the loader repacks weights into it. T1 where
+  // its digits decode linearly on an unsigned-byte dot (AVX-512 VNNI), T2 elsewhere: extracting
+  // base-3 digits costs more than the 20% of bytes T1 saves.
+  TernaryLayout preferred_layout;
   QuantizeFn quantize;
   MatmulFn matmul[kNumLayouts];  // indexed by TernaryLayout
   PeakFn int8_peak;
@@ -161,6 +182,10 @@ struct KernelTable {
   DotF32Fn dot_f32;
   DotF16Fn dot_f16;
   AxpyF16Fn axpy_f16;
+  AttnScoresF16Fn attn_scores_f16;
+  AttnScoresF32Fn attn_scores_f32;
+  AttnValuesF16Fn attn_values_f16;
+  AttnValuesF32Fn attn_values_f32;
   QuantizeBlocksFn quantize_blocks;
   BlockDotFn dot_q6_k;
   BlockDotFn dot_q8_0;

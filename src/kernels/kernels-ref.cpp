@@ -124,6 +124,37 @@ void axpy_f16_ref(float a, const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * fp16_to_fp32(x[i]);
 }
 
+float attn_value(uint16_t v) {
+  return fp16_to_fp32(v);
+}
+float attn_value(float v) {
+  return v;
+}
+
+template <class T>
+void attn_scores_ref(const T* rows, int64_t stride, int64_t n, const float* q, int64_t ldq,
+                     int64_t nq, int64_t d, float* s, int64_t lds) {
+  for (int64_t i = 0; i < nq; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      float acc = 0;
+      for (int64_t e = 0; e < d; ++e) acc += attn_value(rows[j * stride + e]) * q[i * ldq + e];
+      s[i * lds + j] = acc;
+    }
+  }
+}
+
+template <class T>
+void attn_values_ref(const float* p, int64_t ldp, int64_t nq, const T* rows, int64_t stride,
+                     int64_t n, int64_t d, float* o, int64_t ldo) {
+  for (int64_t i = 0; i < nq; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      for (int64_t e = 0; e < d; ++e) {
+        o[i * ldo + e] += p[i * ldp + j] * attn_value(rows[j * stride + e]);
+      }
+    }
+  }
+}
+
 // ------------------------------------------------------------------ output matrix (LM head)
 
 void quantize_blocks_ref(const float* x, int64_t k, int64_t block, int8_t* q, float* d,
@@ -210,11 +241,23 @@ void dot_q8_0_ref(const uint8_t* w, size_t w_stride, int64_t n, const BlockQ8Row
 
 }  // namespace
 
-extern const KernelTable kTableScalar = {
-    Isa::Scalar,         quantize_ref, {matmul_ref, matmul_ref},
-    int8_peak_ref,       64,           stream_read_ref,
-    dot_f32_ref,         dot_f16_ref,  axpy_f16_ref,
-    quantize_blocks_ref, dot_q6_k_ref, dot_q8_0_ref};
+extern const KernelTable kTableScalar = {Isa::Scalar,
+                                         TernaryLayout::T2,
+                                         quantize_ref,
+                                         {matmul_ref, matmul_ref},
+                                         int8_peak_ref,
+                                         64,
+                                         stream_read_ref,
+                                         dot_f32_ref,
+                                         dot_f16_ref,
+                                         axpy_f16_ref,
+                                         attn_scores_ref<uint16_t>,
+                                         attn_scores_ref<float>,
+                                         attn_values_ref<uint16_t>,
+                                         attn_values_ref<float>,
+                                         quantize_blocks_ref,
+                                         dot_q6_k_ref,
+                                         dot_q8_0_ref};
 
 void unpack_ternary(const TernaryMatrixView& w, int8_t* out) {
   for (int64_t row = 0; row < w.n; ++row) {

@@ -49,6 +49,7 @@ void quantize_simd(const float* x, int64_t ldx, int64_t m, int64_t k, int8_t* q,
 }
 
 // ------------------------------------------------------------------------------- ternary matmul
+#if !BITNET_SIMD_NARROW_DOT
 // One group of 16 weight rows against MB activation rows. For MB == 1 (decode) each row gets
 // NA = 4 accumulators, so the vpdpbusd chains are independent; for MB > 1 the MB rows already are.
 template <int MB>
@@ -262,7 +263,219 @@ inline void group_tail(int rest, const TernaryMatrixView& w, const QuantizedRows
     group_tail<L, MB - 1>(rest, w, a, g, m0, y, ldy);
   }
 }
+#endif
 
+#if BITNET_SIMD_NARROW_DOT
+// ------------------------------------------------------------- narrow accumulation (AVX2)
+// Prefill: P panels (kPanelRows rows each) against MB activation rows at a time. A decoded panel
+// feeds MB vpmaddubsw and a broadcast activation word feeds P, so decoding and broadcasts are
+// shared; the 16-bit sums are widened once per kNarrowDots products. Every P x MB accumulator,
+// the P decoded panels, the broadcast and one product must fit the 16 ymm registers:
+//   T2: P = 2 (a chunk's two panels share each broadcast), MB = 5. Per 32 multiply-adds: one
+//       vpmaddubsw, one vpaddw, half a broadcast and 0.35 decoding ops. (MB = 6 fills all 16
+//       registers and GCC spills accumulators; one panel against 12 rows needs a broadcast per
+//       vpmaddubsw: llvm-mca puts both 20-25% slower on Zen 2 and Zen 3.)
+//   T1: P = 1, MB = 8: a base-3 digit costs six ops per panel, shared by 8 rows (10 and 12 spill:
+//       llvm-mca 1.4 cycles per vpmaddubsw on Zen 2 at 8, 1.8-1.9 at 10-12).
+template <TernaryLayout L>
+struct NarrowShape;
+template <>
+struct NarrowShape<TernaryLayout::T2> {
+  static constexpr int kPanels = 2, kRows = 5, kDigits = 4;
+};
+template <>
+struct NarrowShape<TernaryLayout::T1> {
+  static constexpr int kPanels = 1, kRows = 8, kDigits = 5;
+};
+
+// Activation rows in blocks of at most this many bytes, so that a block stays in L2 while every
+// group of the thread passes over it; the weights are then read once per block. Measured on the
+// 2B4T shapes (Zen 4, 1 MiB L2): 128 KiB 80-84% of the peak, 256 KiB 76-83%, the whole of
+// M = 128 (320 KiB at K = 2560) 66%.
+constexpr int64_t kActBlockBytes = 128 * 1024;
+
+template <int P, int MB>
+struct NarrowRows {
+  const int8_t* q[MB];
+  Acc16 n[P][MB];
+  inline void zero() {
+    for (int p = 0; p < P; ++p) {
+      for (int m = 0; m < MB; ++m) n[p][m] = acc16_zero();
+    }
+  }
+  // Codes c[p] of k in [k, k + 4) for every row.
+  inline void dot(const Panel* c, int64_t k) {
+    for (int m = 0; m < MB; ++m) {
+      for (int p = 0; p < P; ++p) n[p][m] = dot4_narrow_in_order(n[p][m], c[p], q[m] + k);
+    }
+  }
+};
+
+// One chunk's panels at p[0..P) (kChunkBytes / 2 apart) into the accumulators: T2 fields 0..3
+// (k = k0 + 4s), T1 digits 0..4 or 0..3 (k = k0 + 4n).
+template <TernaryLayout L, int P, int MB>
+inline void panel_dots(NarrowRows<P, MB>& r, const uint8_t* p, int64_t k0, int digits) {
+  Panel raw[P], c[P];
+  for (int i = 0; i < P; ++i) raw[i] = load_panel(p + i * (kChunkBytes / 2));
+  if constexpr (L == TernaryLayout::T2) {
+    for (int i = 0; i < P; ++i) c[i] = panel_code2<0>(raw[i]);
+    r.dot(c, k0);
+    for (int i = 0; i < P; ++i) c[i] = panel_code2<1>(raw[i]);
+    r.dot(c, k0 + 4);
+    for (int i = 0; i < P; ++i) c[i] = panel_code2<2>(raw[i]);
+    r.dot(c, k0 + 8);
+    for (int i = 0; i < P; ++i) c[i] = panel_code2<3>(raw[i]);
+    r.dot(c, k0 + 12);
+  } else {
+    for (int i = 0; i < P; ++i) raw[i] = panel_t1(raw[i]);
+    for (int n = 0; n < digits; ++n) {
+      for (int i = 0; i < P; ++i) {
+        if (n > 0) raw[i] = panel_times3(raw[i]);
+        c[i] = panel_trit(raw[i]);
+      }
+      r.dot(c, k0 + 4 * n);
+    }
+  }
+}
+
+template <TernaryLayout L, int MB>
+void group_narrow(const TernaryMatrixView& w, const QuantizedRows& a, int64_t g, int64_t m0,
+                  float* y, int64_t ldy) {
+  constexpr int P = NarrowShape<L>::kPanels;
+  constexpr int64_t span = kNarrowDots / NarrowShape<L>::kDigits;  // chunks per widening
+  const uint8_t* grp = w.data + static_cast<size_t>(g) * w.group_bytes;
+  const bool t2 = L == TernaryLayout::T2;
+  const int64_t n5 = t2 ? 0 : common::t1_chunks5(w.k);
+  const int64_t chunks = t2 ? w.k / 16 : n5 + common::t1_chunks4(w.k);
+  NarrowRows<P, MB> r;
+  for (int m = 0; m < MB; ++m) r.q[m] = a.q + (m0 + m) * a.ldq;
+  PAcc acc[kPanelsPerChunk][MB];
+  for (auto& ph : acc) {
+    for (PAcc& v : ph) v = pacc_zero();
+  }
+  for (int64_t c0 = 0; c0 < chunks; c0 += span) {
+    const int64_t c1 = c0 + span < chunks ? c0 + span : chunks;
+    for (int h = 0; h < kPanelsPerChunk; h += P) {
+      r.zero();
+      const uint8_t* p = grp + c0 * kChunkBytes + h * (kChunkBytes / 2);
+      for (int64_t c = c0; c < c1; ++c, p += kChunkBytes) {
+        // The next group's weights come from L3 or DRAM: fetch them while this group computes.
+        if (h == 0) __builtin_prefetch(p + w.group_bytes);
+        const int64_t k0 = t2 ? 16 * c : (c < n5 ? 20 * c : 20 * n5 + 16 * (c - n5));
+        panel_dots<L, P, MB>(r, p, k0, c < n5 ? 5 : 4);
+      }
+      for (int i = 0; i < P; ++i) {
+        for (int m = 0; m < MB; ++m) acc[h + i][m] = widen(acc[h + i][m], r.n[i][m]);
+      }
+    }
+  }
+  for (int h = 0; h < kPanelsPerChunk; ++h) {
+    const int64_t row0 = g * kGroupRows + h * kPanelRows;
+    const int64_t left = w.n - row0;
+    if (left <= 0) break;
+    const int n_valid = left < kPanelRows ? static_cast<int>(left) : kPanelRows;
+    for (int m = 0; m < MB; ++m) {
+      store_panel(acc[h][m], a.sum[m0 + m], a.scale[m0 + m], w.row_scale + row0,
+                  y + (m0 + m) * ldy + row0, n_valid);
+    }
+  }
+}
+
+template <TernaryLayout L, int MB>
+inline void narrow_rows(int rows, const TernaryMatrixView& w, const QuantizedRows& a, int64_t g,
+                        int64_t m0, float* y, int64_t ldy) {
+  if constexpr (MB >= 1) {
+    if (rows == MB) return group_narrow<L, MB>(w, a, g, m0, y, ldy);
+    narrow_rows<L, MB - 1>(rows, w, a, g, m0, y, ldy);
+  }
+}
+
+template <TernaryLayout L>
+void matmul_narrow(const TernaryMatrixView& w, const QuantizedRows& a, float* y, int64_t ldy,
+                   int64_t g0, int64_t g1) {
+  constexpr int kTile = NarrowShape<L>::kRows;
+  // Blocks of about equal size, a multiple of the tile where the rows allow (M = 128 at K = 2560:
+  // 45 + 45 + 38 rows, mostly tiles of 5, where blocks of 51 would be 11 tiles of 4 or 5).
+  const int64_t fit = kActBlockBytes / w.k > kTile ? kActBlockBytes / w.k / kTile * kTile : kTile;
+  const int64_t blocks = (a.m + fit - 1) / fit;
+  const int64_t even = (a.m + blocks - 1) / blocks;
+  const int64_t block_rows = (even + kTile - 1) / kTile * kTile;
+  for (int64_t b0 = 0; b0 < a.m; b0 += block_rows) {
+    const int64_t b1 = b0 + block_rows < a.m ? b0 + block_rows : a.m;
+    // Tiles of equal size (M = 16 at MB = 12: two of 8, not 12 + 4): the decoding of each panel
+    // is then shared by as many rows as the block allows.
+    const int64_t tiles = (b1 - b0 + kTile - 1) / kTile;
+    for (int64_t g = g0; g < g1; ++g) {
+      int64_t m0 = b0;
+      for (int64_t t = 0; t < tiles; ++t) {
+        const int64_t rows = (b1 - m0 + (tiles - t) - 1) / (tiles - t);
+        narrow_rows<L, kTile>(static_cast<int>(rows), w, a, g, m0, y, ldy);
+        m0 += rows;
+      }
+    }
+  }
+}
+
+// Decode (M = 1) of T2, where AVX2 is bound by its vector ops (about 30 per 64-byte chunk, near
+// four per cycle on Zen 4): fields 1 and 2 are used in place (an and instead of a shift and an
+// and), so everything is kept at 16x scale: field 2 (16 c, pair sums up to 8192) is widened every
+// 4 chunks, fields 0, 1 (4 c, up to 2048) and 3 every 16, with vpmaddwd by 16 / 4 / 1 / 16.
+// Eight chains (two panels x four fields) of one product per chunk each.
+void t2_group_gemv_narrow(const TernaryMatrixView& w, const QuantizedRows& a, int64_t g, float* y) {
+  const uint8_t* p = w.data + static_cast<size_t>(g) * w.group_bytes;
+  const int8_t* q = a.q;
+  PAcc lo = pacc_zero(), hi = pacc_zero();
+  const int64_t chunks = w.k / 16;
+  int64_t c = 0;
+  while (c < chunks) {
+    const int64_t c16 = c + 16 < chunks ? c + 16 : chunks;
+    Acc16 l0 = acc16_zero(), l1 = acc16_zero(), l3 = acc16_zero();
+    Acc16 h0 = acc16_zero(), h1 = acc16_zero(), h3 = acc16_zero();
+    while (c < c16) {
+      const int64_t c4 = c + 4 < c16 ? c + 4 : c16;
+      Acc16 l2 = acc16_zero(), h2 = acc16_zero();
+      for (; c < c4; ++c, p += kChunkBytes, q += 16) {
+        __builtin_prefetch(p + kPrefetchAhead);
+        const Panel rl = load_panel(p), rh = load_panel(p + kChunkBytes / 2);
+        l0 = dot4_narrow(l0, panel_code2<0>(rl), q);
+        h0 = dot4_narrow(h0, panel_code2<0>(rh), q);
+        l1 = dot4_narrow(l1, panel_field2_in_place<1>(rl), q + 4);
+        h1 = dot4_narrow(h1, panel_field2_in_place<1>(rh), q + 4);
+        l2 = dot4_narrow(l2, panel_field2_in_place<2>(rl), q + 8);
+        h2 = dot4_narrow(h2, panel_field2_in_place<2>(rh), q + 8);
+        l3 = dot4_narrow(l3, panel_code2<3>(rl), q + 12);
+        h3 = dot4_narrow(h3, panel_code2<3>(rh), q + 12);
+      }
+      lo = widen_times<1>(lo, l2);
+      hi = widen_times<1>(hi, h2);
+    }
+    lo = widen_times<16>(widen_times<4>(widen_times<16>(lo, l0), l1), l3);
+    hi = widen_times<16>(widen_times<4>(widen_times<16>(hi, h0), h1), h3);
+  }
+  lo = pacc_sar<4>(lo);
+  hi = pacc_sar<4>(hi);
+  const int64_t row0 = g * kGroupRows;
+  const int64_t left = w.n - row0;
+  store_panel(lo, a.sum[0], a.scale[0], w.row_scale + row0, y + row0,
+              left < kPanelRows ? static_cast<int>(left) : kPanelRows);
+  if (left > kPanelRows) {
+    store_panel(hi, a.sum[0], a.scale[0], w.row_scale + row0 + kPanelRows, y + row0 + kPanelRows,
+                left < kGroupRows ? static_cast<int>(left - kPanelRows) : kPanelRows);
+  }
+}
+#endif
+
+#if BITNET_SIMD_NARROW_DOT
+template <TernaryLayout L>
+void matmul_simd(const TernaryMatrixView& w, const QuantizedRows& a, float* y, int64_t ldy,
+                 int64_t g0, int64_t g1) {
+  if (L == TernaryLayout::T2 && a.m == 1) {
+    for (int64_t g = g0; g < g1; ++g) t2_group_gemv_narrow(w, a, g, y);
+    return;
+  }
+  matmul_narrow<L>(w, a, y, ldy, g0, g1);
+}
+#else
 // Groups outer, activation rows inner: a group's weights (K/4 or K/5 bytes x 16 rows) stay in L1
 // while every tile of activation rows passes over them.
 template <TernaryLayout L>
@@ -276,7 +489,40 @@ void matmul_simd(const TernaryMatrixView& w, const QuantizedRows& a, float* y, i
     group_tail<L, kMaxRowsPerTile - 1>(static_cast<int>(a.m - m0), w, a, g, m0, y, ldy);
   }
 }
+#endif
 
+#if BITNET_SIMD_NARROW_DOT
+// The AVX2 peak is vpmaddubsw + vpaddw, the two instructions every 32 multiply-adds of the narrow
+// kernels need at least (one multiply, one 16-bit add; the widening every kNarrowDots products is
+// not counted): on Zen 2 vpmaddubsw issues on one pipe and the adds on others, so this is the
+// multiplier's rate; on Zen 4 two pipes multiply but the adds compete for them. Twelve chains, as
+// in the kernels; opaque() keeps the invariant product inside the loop.
+constexpr int kPeakChains = 12;
+constexpr int64_t kPeakMacsPerIteration = int64_t{kPeakChains} * kPanelRows * 4;
+int64_t int8_peak_simd(int64_t iterations) {
+  alignas(64) uint8_t bytes[kChunkBytes];
+  for (int i = 0; i < kChunkBytes; ++i) bytes[i] = static_cast<uint8_t>(i % 3);
+  const int8_t act[4] = {-20, 7, 3, -1};
+  Panel c = load_panel(bytes);
+  Acc16 acc[kPeakChains];
+  for (Acc16& v : acc) v = acc16_zero();
+  for (int64_t it = 0; it < iterations; ++it) {
+    for (int i = 0; i < kPeakChains; ++i) {
+      acc[i] = dot4_narrow_in_order(acc[i], c, act);
+      c = opaque(c);
+    }
+  }
+  PAcc total = pacc_zero();
+  for (const Acc16& v : acc) total = widen(total, v);
+  alignas(64) float out[kPanelRows];
+  alignas(64) float ones[kPanelRows];
+  for (float& o : ones) o = 1.0f;
+  store_panel(total, 0, 1.0f, ones, out, kPanelRows);
+  double sum = 0;
+  for (float o : out) sum += o;
+  return static_cast<int64_t>(sum);
+}
+#else
 // Independent chains of dot4 (one vpdpbusd each on AVX-512): enough to cover its latency, so the
 // loop runs at the multiply-add throughput of the core, with every operand kept in registers.
 #if BITNET_SIMD_AVX512
@@ -284,6 +530,7 @@ constexpr int kPeakChains = 12;
 #else
 constexpr int kPeakChains = 4;
 #endif
+constexpr int64_t kPeakMacsPerIteration = int64_t{kPeakChains} * kChunkBytes;
 int64_t int8_peak_simd(int64_t iterations) {
   alignas(64) uint8_t bytes[kChunkBytes];
   alignas(64) int8_t act[4 * kPeakChains];
@@ -305,6 +552,8 @@ int64_t int8_peak_simd(int64_t iterations) {
   for (float o : out) sum += o;
   return static_cast<int64_t>(sum);
 }
+
+#endif
 
 uint64_t stream_read_simd(const uint8_t* p, size_t bytes) {
   Chunk s0 = load_chunk(p), s1 = s0, s2 = s0, s3 = s0;
@@ -346,22 +595,48 @@ inline float scalar_value(uint16_t h) {
 }
 
 // Four accumulators of kFloatStep lanes, combined as ((a0 + a1) + (a2 + a3)), then the lanes in
-// order, then the scalar tail: the same order for F32 and F16 rows.
-template <class Load, class T>
-inline float dot_rows(const T* w, const float* x, int64_t k, Load load) {
+// order, then the scalar tail: the same order for F32 and F16 rows. NQ vectors x[q] are dotted
+// with the same row at once (each row vector loaded, and converted, once for all of them); every
+// pair sees the same operations in the same order for any NQ.
+template <int NQ, class Load, class T>
+inline void dot_rows_nq(const T* w, const float* const* x, int64_t k, Load load, float* out) {
   constexpr int64_t S = kFloatStep;
-  FVec a0 = fvec_zero(), a1 = fvec_zero(), a2 = fvec_zero(), a3 = fvec_zero();
+  FVec acc[NQ][4];
+  for (auto& a : acc) a[0] = a[1] = a[2] = a[3] = fvec_zero();
   int64_t i = 0;
   for (; i + 4 * S <= k; i += 4 * S) {
-    a0 = fmadd(load(w + i), load_f32(x + i), a0);
-    a1 = fmadd(load(w + i + S), load_f32(x + i + S), a1);
-    a2 = fmadd(load(w + i + 2 * S), load_f32(x + i + 2 * S), a2);
-    a3 = fmadd(load(w + i + 3 * S), load_f32(x + i + 3 * S), a3);
+    const FVec w0 = load(w + i), w1 = load(w + i + S), w2 = load(w + i + 2 * S),
+               w3 = load(w + i + 3 * S);
+    for (int q = 0; q < NQ; ++q) {
+      acc[q][0] = fmadd(w0, load_f32(x[q] + i), acc[q][0]);
+      acc[q][1] = fmadd(w1, load_f32(x[q] + i + S), acc[q][1]);
+      acc[q][2] = fmadd(w2, load_f32(x[q] + i + 2 * S), acc[q][2]);
+      acc[q][3] = fmadd(w3, load_f32(x[q] + i + 3 * S), acc[q][3]);
+    }
   }
-  for (; i + S <= k; i += S) a0 = fmadd(load(w + i), load_f32(x + i), a0);
-  float sum = reduce_add(fadd(fadd(a0, a1), fadd(a2, a3)));
-  for (; i < k; ++i) sum += scalar_value(w[i]) * x[i];
-  return sum;
+  for (; i + S <= k; i += S) {
+    const FVec w0 = load(w + i);
+    for (int q = 0; q < NQ; ++q) acc[q][0] = fmadd(w0, load_f32(x[q] + i), acc[q][0]);
+  }
+  for (int q = 0; q < NQ; ++q) {
+    float sum = reduce_add(fadd(fadd(acc[q][0], acc[q][1]), fadd(acc[q][2], acc[q][3])));
+    for (int64_t t = i; t < k; ++t) sum += scalar_value(w[t]) * x[q][t];
+    out[q] = sum;
+  }
+}
+
+template <class Load, class T>
+inline float dot_rows(const T* w, const float* x, int64_t k, Load load) {
+  float out;
+  dot_rows_nq<1>(w, &x, k, load, &out);
+  return out;
+}
+
+inline FVec load_row(const float* p) {
+  return load_f32(p);
+}
+inline FVec load_row(const uint16_t* p) {
+  return load_f16(p);
 }
 
 float dot_f32_simd(const float* w, const float* x, int64_t k) {
@@ -377,6 +652,111 @@ void axpy_f16_simd(float a, const uint16_t* x, float* y, int64_t n) {
   for (; i + kFloatStep <= n; i += kFloatStep)
     store_f32(y + i, fmadd(av, load_f16(x + i), load_f32(y + i)));
   for (; i < n; ++i) y[i] += a * scalar_value(x[i]);
+}
+
+// ---------------------------------------------------------------------- attention (prefill)
+// Query heads sharing a KV head (GQA: 4 in 2B4T) are taken together, so each cached row is loaded
+// and converted from F16 once for several of them. Scores: kScoreQueries pairs at a time, four
+// accumulators each (dot_rows's order) plus the four row vectors: 12 of AVX2's 16 registers at 2,
+// 20 of 32 at 4. Values: kValueQueries output rows x kValueVecs vectors of the head at a time.
+#if BITNET_SIMD_AVX2
+constexpr int kScoreQueries = 2;
+#else
+constexpr int kScoreQueries = 4;
+#endif
+constexpr int kValueQueries = 4, kValueVecs = 2;
+
+template <int NQ, class T>
+inline void scores_block(const T* row, const float* q, int64_t ldq, int64_t d, float* s,
+                         int64_t lds) {
+  const float* x[NQ];
+  float out[NQ];
+  for (int i = 0; i < NQ; ++i) x[i] = q + i * ldq;
+  dot_rows_nq<NQ>(
+      row, x, d, [](const T* p) { return load_row(p); }, out);
+  for (int i = 0; i < NQ; ++i) s[i * lds] = out[i];
+}
+
+template <int NQ, class T>
+inline void scores_tail(int64_t nq, const T* row, const float* q, int64_t ldq, int64_t d, float* s,
+                        int64_t lds) {
+  if constexpr (NQ >= 1) {
+    if (nq == NQ) return scores_block<NQ>(row, q, ldq, d, s, lds);
+    scores_tail<NQ - 1>(nq, row, q, ldq, d, s, lds);
+  }
+}
+
+template <class T>
+void attn_scores_simd(const T* rows, int64_t stride, int64_t n, const float* q, int64_t ldq,
+                      int64_t nq, int64_t d, float* s, int64_t lds) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T* row = rows + j * stride;
+    int64_t i = 0;
+    for (; i + kScoreQueries <= nq; i += kScoreQueries) {
+      scores_block<kScoreQueries>(row, q + i * ldq, ldq, d, s + i * lds + j, lds);
+    }
+    scores_tail<kScoreQueries - 1>(nq - i, row, q + i * ldq, ldq, d, s + i * lds + j, lds);
+  }
+}
+
+// o[i] += p[i][j] * row_j over the rows in order: per element the same fused multiply-adds as
+// axpy_f16 called once per row (and its scalar tail past the last full vector).
+template <int NQ, class T>
+void values_block(const float* p, int64_t ldp, const T* rows, int64_t stride, int64_t n, int64_t d,
+                  float* o, int64_t ldo) {
+  constexpr int64_t S = kFloatStep;
+  int64_t e = 0;
+  for (; e + kValueVecs * S <= d; e += kValueVecs * S) {
+    FVec acc[NQ][kValueVecs];
+    for (int i = 0; i < NQ; ++i) {
+      for (int v = 0; v < kValueVecs; ++v) acc[i][v] = load_f32(o + i * ldo + e + v * S);
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      FVec x[kValueVecs];
+      for (int v = 0; v < kValueVecs; ++v) x[v] = load_row(rows + j * stride + e + v * S);
+      for (int i = 0; i < NQ; ++i) {
+        const FVec a = fbroadcast(p[i * ldp + j]);
+        for (int v = 0; v < kValueVecs; ++v) acc[i][v] = fmadd(a, x[v], acc[i][v]);
+      }
+    }
+    for (int i = 0; i < NQ; ++i) {
+      for (int v = 0; v < kValueVecs; ++v) store_f32(o + i * ldo + e + v * S, acc[i][v]);
+    }
+  }
+  for (; e + S <= d; e += S) {
+    FVec acc[NQ];
+    for (int i = 0; i < NQ; ++i) acc[i] = load_f32(o + i * ldo + e);
+    for (int64_t j = 0; j < n; ++j) {
+      const FVec x = load_row(rows + j * stride + e);
+      for (int i = 0; i < NQ; ++i) acc[i] = fmadd(fbroadcast(p[i * ldp + j]), x, acc[i]);
+    }
+    for (int i = 0; i < NQ; ++i) store_f32(o + i * ldo + e, acc[i]);
+  }
+  for (; e < d; ++e) {
+    for (int i = 0; i < NQ; ++i) {
+      for (int64_t j = 0; j < n; ++j)
+        o[i * ldo + e] += p[i * ldp + j] * scalar_value(rows[j * stride + e]);
+    }
+  }
+}
+
+template <int NQ, class T>
+inline void values_tail(int64_t nq, const float* p, int64_t ldp, const T* rows, int64_t stride,
+                        int64_t n, int64_t d, float* o, int64_t ldo) {
+  if constexpr (NQ >= 1) {
+    if (nq == NQ) return values_block<NQ>(p, ldp, rows, stride, n, d, o, ldo);
+    values_tail<NQ - 1>(nq, p, ldp, rows, stride, n, d, o, ldo);
+  }
+}
+
+template <class T>
+void attn_values_simd(const float* p, int64_t ldp, int64_t nq, const T* rows, int64_t stride,
+                      int64_t n, int64_t d, float* o, int64_t ldo) {
+  int64_t i = 0;
+  for (; i + kValueQueries <= nq; i += kValueQueries) {
+    values_block<kValueQueries>(p + i * ldp, ldp, rows, stride, n, d, o + i * ldo, ldo);
+  }
+  values_tail<kValueQueries - 1>(nq - i, p + i * ldp, ldp, rows, stride, n, d, o + i * ldo, ldo);
 }
 
 // ------------------------------------------------------------------ output matrix (LM head)
@@ -518,16 +898,26 @@ void block_dot_simd(const uint8_t* w, size_t w_stride, int64_t n, const BlockQ8R
 }  // namespace
 
 extern const KernelTable BITNET_TABLE_NAME;
+#if BITNET_SIMD_WIDE_UNSIGNED_DOT
+constexpr TernaryLayout kPreferredLayout = TernaryLayout::T1;
+#else
+constexpr TernaryLayout kPreferredLayout = TernaryLayout::T2;
+#endif
 const KernelTable BITNET_TABLE_NAME = {
     BITNET_TABLE_ISA,
+    kPreferredLayout,
     quantize_simd,
     {matmul_simd<TernaryLayout::T2>, matmul_simd<TernaryLayout::T1>},
     int8_peak_simd,
-    int64_t{kPeakChains} * kChunkBytes,
+    kPeakMacsPerIteration,
     stream_read_simd,
     dot_f32_simd,
     dot_f16_simd,
     axpy_f16_simd,
+    attn_scores_simd<uint16_t>,
+    attn_scores_simd<float>,
+    attn_values_simd<uint16_t>,
+    attn_values_simd<float>,
     quantize_blocks_simd,
     block_dot_simd<true>,
     block_dot_simd<false>};

@@ -3,7 +3,7 @@
 // ISA with that ISA's flags, and this header picks the matching primitives from the predefined
 // macros. Everything has internal linkage (see ternary-common.h for why).
 //
-//   Chunk   64 code bytes; Acc: 16 x int32, lane r = row r of the group.
+//   Chunk   64 code bytes; Acc: 16 x int32, lane r = row r of the group (not on AVX2, below).
 //   load_chunk(p)          aligned 64-byte load
 //   code2<S>(raw)          (raw >> 2S) & 3 per byte (T2 field S)
 //   field2_in_place<S>     raw & (3 << 2S) (then acc_sar<2S>; acc_sub); only where
@@ -13,6 +13,11 @@
 //   chunk_add, store_chunk byte-wise add and aligned store (bandwidth probe)
 //   dot4(acc, c, q4)       acc[r] += sum_j c[4r + j] * q4[j], codes unsigned, q4 int8
 //   store_rows(acc, ...)   epilogue of ternary-common.h for n_valid <= 16 rows
+//   Narrow accumulation (AVX2 only, BITNET_SIMD_NARROW_DOT): the same over one panel (a 32-byte
+//   half of a chunk, 8 rows) into 16-bit sums, widened to 32 bits every kNarrowDots products:
+//   Panel, load_panel, panel_code2<S>, panel_field2_in_place<S>, panel_t1/panel_trit/
+//   panel_times3, Acc16, dot4_narrow(_in_order), PAcc, widen, widen_times<C>, pacc_sar<B>,
+//   store_panel; opaque() hides a value from the optimizer (peak loop).
 //   Quantizer: FMax/absmax_step/reduce_max, ISum/quant_step/reduce_sum over kFloatStep floats;
 //              quant_step<Lo> clamps codes to [Lo, 127] and maps NaN to Lo (Lo = -128 or -127).
 //   Float dots: FVec, load_f32, load_f16, store_f32, fbroadcast, fmadd, fadd, reduce_add.
@@ -175,39 +180,15 @@ static inline float reduce_add(FVec a) {
 
 #elif BITNET_SIMD_AVX2
 // ------------------------------------------------------------------------------------------ AVX2
-// Rows 0-7 in lo, 8-15 in hi. Without VNNI, dot4 is vpmaddubsw + vpmaddwd: codes are at most 2, so
-// the 16-bit pair sums (|2*128 + 2*128| <= 512) never saturate.
-inline constexpr int kMaxRowsPerTile = 4;  // 16 ymm registers: 4 rows x 2 accumulators + temps
-
+// Without VNNI there is no 32-bit byte dot: the ternary kernels use the narrow accumulation below
+// (Panel, Acc16, PAcc) instead of Chunk and Acc, which serve only the bandwidth probe here.
 struct Chunk {
-  __m256i lo, hi;
-};
-struct Acc {
   __m256i lo, hi;
 };
 
 static inline Chunk load_chunk(const uint8_t* p) {
   return {_mm256_load_si256(reinterpret_cast<const __m256i*>(p)),
           _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 32))};
-}
-template <int S>
-static inline Chunk code2(Chunk raw) {
-  const __m256i m = _mm256_set1_epi8(3);
-  return {_mm256_and_si256(_mm256_srli_epi16(raw.lo, 2 * S), m),
-          _mm256_and_si256(_mm256_srli_epi16(raw.hi, 2 * S), m)};
-}
-static inline __m256i trit1(__m256i q) {
-  const __m256i c1 = _mm256_set1_epi8(86), c2 = _mm256_set1_epi8(static_cast<char>(171));
-  const __m256i ge1 = _mm256_cmpeq_epi8(_mm256_max_epu8(q, c1), q);  // 0xff where q >= 86
-  const __m256i ge2 = _mm256_cmpeq_epi8(_mm256_max_epu8(q, c2), q);
-  return _mm256_sub_epi8(_mm256_sub_epi8(_mm256_setzero_si256(), ge1), ge2);
-}
-static inline Chunk trit(Chunk q) {
-  return {trit1(q.lo), trit1(q.hi)};
-}
-static inline Chunk times3(Chunk q) {
-  return {_mm256_add_epi8(q.lo, _mm256_add_epi8(q.lo, q.lo)),
-          _mm256_add_epi8(q.hi, _mm256_add_epi8(q.hi, q.hi))};
 }
 static inline Chunk chunk_add(Chunk a, Chunk b) {
   return {_mm256_add_epi8(a.lo, b.lo), _mm256_add_epi8(a.hi, b.hi)};
@@ -216,42 +197,103 @@ static inline void store_chunk(uint8_t* p, Chunk c) {
   _mm256_store_si256(reinterpret_cast<__m256i*>(p), c.lo);
   _mm256_store_si256(reinterpret_cast<__m256i*>(p + 32), c.hi);
 }
-static inline Acc acc_zero() {
-  return {_mm256_setzero_si256(), _mm256_setzero_si256()};
-}
-static inline Acc acc_add(Acc a, Acc b) {
-  return {_mm256_add_epi32(a.lo, b.lo), _mm256_add_epi32(a.hi, b.hi)};
-}
-// No field2_in_place: vpmaddubsw saturates 16-bit pair sums, so fields are shifted down first.
-static inline __m256i dot4_half(__m256i acc, __m256i c, __m256i a) {
-#if defined(__AVXVNNI__)
-  return _mm256_dpbusd_avx_epi32(acc, c, a);
-#else
-  const __m256i pairs = _mm256_maddubs_epi16(c, a);
-  return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
-#endif
-}
-static inline Acc dot4(Acc acc, Chunk c, const int8_t* q4) {
-  const __m256i a = _mm256_set1_epi32(load_i32(q4));
-  return {dot4_half(acc.lo, c.lo, a), dot4_half(acc.hi, c.hi, a)};
-}
 static inline __m256 epilogue8(__m256i acc, int32_t act_sum, float act_scale, const float* rs) {
   const __m256 v = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc, _mm256_set1_epi32(act_sum)));
   return _mm256_mul_ps(_mm256_div_ps(v, _mm256_set1_ps(act_scale)), _mm256_load_ps(rs));
 }
-static inline void store_rows(Acc acc, int32_t act_sum, float act_scale, const float* row_scale,
-                              float* y, int n_valid) {
-  const __m256 lo = epilogue8(acc.lo, act_sum, act_scale, row_scale);
-  const __m256 hi = epilogue8(acc.hi, act_sum, act_scale, row_scale + 8);
-  if (n_valid == 16) {
-    _mm256_storeu_ps(y, lo);
-    _mm256_storeu_ps(y + 8, hi);
+
+// Narrow accumulation. vpmaddubsw leaves 16-bit pair sums; adding them with vpaddw and widening
+// (vpmaddwd by 1) only every kNarrowDots products takes one multiply per 32 multiply-adds instead
+// of two: the integer multiplies are the bottleneck (one pipe on Zen 2; on Zen 4 two, shared with
+// the adds). A panel is one 32-byte half of a chunk: 8 rows x 4 bytes.
+#define BITNET_SIMD_NARROW_DOT 1
+inline constexpr int kPanelRows = 8;
+inline constexpr int kPanelsPerChunk = 2;
+// Codes are at most 2 and activations in [-128, 127], so a pair sum lies in [-512, 508]: 64 of
+// them fit int16 exactly (64 * -512 = -32768).
+inline constexpr int kNarrowDots = 64;
+
+struct Panel {
+  __m256i v;
+};
+struct Acc16 {
+  __m256i v;
+};
+struct PAcc {
+  __m256i v;
+};
+static inline Panel load_panel(const uint8_t* p) {
+  return {_mm256_load_si256(reinterpret_cast<const __m256i*>(p))};
+}
+template <int S>
+static inline Panel panel_code2(Panel raw) {
+  const __m256i m = _mm256_set1_epi8(3);
+  if constexpr (S == 0) return {_mm256_and_si256(raw.v, m)};
+  return {_mm256_and_si256(_mm256_srli_epi16(raw.v, 2 * S), m)};
+}
+// T1 digits: panel_t1(raw) prepares a panel's bytes q; panel_trit gives digit n of the bytes after
+// n panel_times3. The bytes are kept biased by 0x80 (x = q ^ 0x80): 3x = 3q + 128 (mod 256), so
+// times3 keeps the bias, and the digit [q >= 86] + [q >= 171] is then two signed compares.
+static inline Panel panel_t1(Panel raw) {
+  return {_mm256_xor_si256(raw.v, _mm256_set1_epi8(static_cast<char>(0x80)))};
+}
+static inline Panel panel_trit(Panel x) {
+  const __m256i ge1 = _mm256_cmpgt_epi8(x.v, _mm256_set1_epi8(85 - 128));  // -1 where q >= 86
+  const __m256i ge2 = _mm256_cmpgt_epi8(x.v, _mm256_set1_epi8(42));        // -1 where q >= 171
+  return {_mm256_sub_epi8(_mm256_sub_epi8(_mm256_setzero_si256(), ge1), ge2)};
+}
+static inline Panel panel_times3(Panel x) {
+  return {_mm256_add_epi8(x.v, _mm256_add_epi8(x.v, x.v))};
+}
+static inline Acc16 acc16_zero() {
+  return {_mm256_setzero_si256()};
+}
+static inline PAcc pacc_zero() {
+  return {_mm256_setzero_si256()};
+}
+static inline Acc16 dot4_narrow(Acc16 acc, Panel c, const int8_t* q4) {
+  return {_mm256_add_epi16(acc.v, _mm256_maddubs_epi16(c.v, _mm256_set1_epi32(load_i32(q4))))};
+}
+// The same with each sum pinned to its register by an empty asm: in a tile GCC otherwise
+// reassociates the 16-bit adds (adding the products of several fields first) and spills the
+// products of every row. (Where one chain takes one product at a time, the pin only adds moves.)
+static inline Acc16 dot4_narrow_in_order(Acc16 acc, Panel c, const int8_t* q4) {
+  __m256i s = _mm256_add_epi16(acc.v, _mm256_maddubs_epi16(c.v, _mm256_set1_epi32(load_i32(q4))));
+  __asm__("" : "+x"(s));
+  return {s};
+}
+static inline PAcc widen(PAcc acc, Acc16 n) {
+  return {_mm256_add_epi32(acc.v, _mm256_madd_epi16(n.v, _mm256_set1_epi16(1)))};
+}
+// T2 field S in place, raw & (3 << 2S): the code times 4^S, one op instead of two. A single
+// vpmaddubsw stays exact for any S (|4^3 * 2 * 128 * 2| = 32768), but fewer products fit 16 bits.
+template <int S>
+static inline Panel panel_field2_in_place(Panel raw) {
+  return {_mm256_and_si256(raw.v, _mm256_set1_epi8(static_cast<char>(3 << (2 * S))))};
+}
+template <int C>
+static inline PAcc widen_times(PAcc acc, Acc16 n) {
+  return {_mm256_add_epi32(acc.v, _mm256_madd_epi16(n.v, _mm256_set1_epi16(C)))};
+}
+template <int B>
+static inline PAcc pacc_sar(PAcc a) {
+  return {_mm256_srai_epi32(a.v, B)};
+}
+static inline void store_panel(PAcc acc, int32_t act_sum, float act_scale, const float* row_scale,
+                               float* y, int n_valid) {
+  const __m256 v = epilogue8(acc.v, act_sum, act_scale, row_scale);
+  if (n_valid == kPanelRows) {
+    _mm256_storeu_ps(y, v);
     return;
   }
-  alignas(32) float tmp[16];
-  _mm256_store_ps(tmp, lo);
-  _mm256_store_ps(tmp + 8, hi);
+  alignas(32) float tmp[kPanelRows];
+  _mm256_store_ps(tmp, v);
   for (int r = 0; r < n_valid; ++r) y[r] = tmp[r];
+}
+// Hides a value from the optimizer (the peak loop's operands are loop-invariant otherwise).
+static inline Panel opaque(Panel p) {
+  __asm__ volatile("" : "+x"(p.v));
+  return p;
 }
 
 inline constexpr int kFloatStep = 8;
