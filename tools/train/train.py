@@ -6,7 +6,7 @@ engine's prompts and llama-perplexity's chunks do); the target is the next token
 linear warm-up and a cosine decay to 10% of the peak rate; fixed seeds. Every --eval-every steps
 the held-out loss is measured exactly as llama-perplexity computes it (checkpoint.perplexity:
 chunks of --seq tokens, second half scored). Writes OUT/log.jsonl, OUT/state.pt (resumable with
---resume) and, for the ternary model, the Hugging Face checkpoint OUT/hf (checkpoint.export).
+--resume) and, for the ternary model, the Hugging Face checkpoint OUT/NAME (checkpoint.export).
 """
 import argparse
 import json
@@ -151,7 +151,7 @@ def main():
                         "cfg": cfg.to_dict()}, state_path + ".tmp")
             os.replace(state_path + ".tmp", state_path)
     if cfg.quant:
-        checkpoint.export(model, args.tokenizer, os.path.join(args.out, "hf"), args.name)
+        checkpoint.export(model, args.tokenizer, os.path.join(args.out, args.name), args.name)
     print(f"done: {step} steps in {(time.time() - t_start) / 60:.1f} min wall "
           f"(this invocation)", flush=True)
 
