@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Reproduces the shipped default model (models/kjv-b158-4m.gguf, its agreement files and the
+# model card's loss curves) from a fresh Debian 12 machine, and says how long it took.
+#
+#   bash tools/train/reproduce.sh [WORK_DIR]      (default build/train; about 1.5 h on 2 cores)
+#
+# Steps: Debian packages (bible-kjv for the text, python3-torch/numpy/sentencepiece, OpenBLAS so
+# torch's matmuls are fast); corpus (tools/train/corpus.py); tokenizer (tokenizer.py); the ternary
+# model and, at the same time with the same settings, the same architecture in full precision
+# (train.py, one thread each, nice 19); `bitnet convert` of the ternary checkpoint to I2_S with F16
+# embeddings; agreement files (agreement.py); the loss plot (plot.py). Seeds are fixed: on the same
+# CPU and package versions the run is repeatable; another CPU's BLAS may round differently, so the
+# weights can differ in the last bits and the result by noise.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+start=$SECONDS
+work="$(realpath -m "${1:-build/train}")"
+name=kjv-b158-4m
+py=/usr/bin/python3  # Debian's python, which has the Debian torch (not a pyenv/venv shim)
+# The shipped model's settings (docs/MODELS.md).
+model_args=(--dim 256 --layers 4 --heads 4 --kv-heads 2 --ffn 768 --seq 256 --batch 16
+            --steps "${BITNET_TRAIN_STEPS:-800}" --warmup 50 --eval-every 50 --threads 1)
+
+bash scripts/deps.sh python3-torch python3-numpy python3-sentencepiece libopenblas0-pthread \
+  bible-kjv bible-kjv-text
+cmake --preset release >/dev/null
+cmake --build --preset release --target bitnet
+mkdir -p "$work"
+$py tools/train/corpus.py --out "$work/data"
+$py tools/train/tokenizer.py --train "$work/data/train.txt" --out "$work/tok"
+
+echo "training the ternary and the full-precision model side by side (one thread each)..."
+nice -n 19 $py tools/train/train.py --data "$work/data" --tokenizer "$work/tok" \
+  --out "$work/ternary" --name "$name" --lr "${BITNET_TRAIN_LR:-2e-3}" "${model_args[@]}" \
+  >"$work/ternary.log" 2>&1 &
+ternary=$!
+nice -n 19 $py tools/train/train.py --data "$work/data" --tokenizer "$work/tok" \
+  --out "$work/fp" --fp --lr "${BITNET_TRAIN_FP_LR:-1e-3}" "${model_args[@]}" \
+  >"$work/fp.log" 2>&1 &
+fp=$!
+wait $ternary || { cat "$work/ternary.log"; exit 1; }
+wait $fp || { cat "$work/fp.log"; exit 1; }
+tail -n 2 "$work/ternary.log" "$work/fp.log"
+
+build/bin/bitnet convert "$work/ternary/$name" -o "models/$name.gguf" --type i2_s --embd-type f16
+$py tools/train/agreement.py --hf "$work/ternary/$name" --data "$work/data" \
+  --gguf-name "$name.gguf" --out "models/$name"
+$py tools/train/plot.py --run "ternary (b1.58)=$work/ternary/log.jsonl" \
+  --run "full precision=$work/fp/log.jsonl" --out docs/img/kjv-b158-loss.svg \
+  --title "$name: same architecture, same steps, ternary vs full precision"
+build/bin/bitnet run -m "models/$name.gguf" -p "In the beginning God created" -n 32 --temp 0
+echo "reproduced models/$name.gguf in $(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s"
