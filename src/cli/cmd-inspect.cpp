@@ -251,11 +251,8 @@ int cmd_inspect(int argc, char** argv) {
     } catch (const std::exception& e) {
       throw InputError(e.what());
     }
-    // The layout the loader picks (model-weights.h): T1 where the kernels decode it at memory
-    // speed, else T2.
-    const kernels::TernaryLayout layout = kernels::active_kernels().isa == kernels::Isa::Avx512
-                                              ? kernels::TernaryLayout::T1
-                                              : kernels::TernaryLayout::T2;
+    // The layout the loader picks (model-weights.h): the one the active kernels prefer.
+    const kernels::TernaryLayout layout = kernels::active_kernels().preferred_layout;
     std::printf("%s: %s, %lld layers, weights layout %s, kernels %s\n", path.c_str(),
                 cfg.arch_key.c_str(), static_cast<long long>(cfg.n_layer),
                 kernels::layout_name(layout), kernels::isa_name(kernels::active_kernels().isa));
