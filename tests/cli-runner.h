@@ -60,15 +60,18 @@ struct Result {
 // longer than timeout_s seconds is killed (exited false, timed_out true): a hang fails the test
 // instead of stalling it.
 // stdin_path: a file for standard input (default: /dev/null, so nothing waits for a terminal).
+// stdout_path: where standard output goes (default: a temporary file read back into out).
 inline Result run_bitnet(const std::vector<std::string>& args, double timeout_s = 300,
-                         const std::string& stdin_path = "/dev/null") {
+                         const std::string& stdin_path = "/dev/null",
+                         const std::string& stdout_path = "") {
   const TempDir dir("bitnet-run");
-  const std::string out_path = (dir.path() / "stdout").string();
+  const std::string out_path = stdout_path.empty() ? (dir.path() / "stdout").string() : stdout_path;
   const std::string err_path = (dir.path() / "stderr").string();
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(),
+                                   stdout_path.empty() ? O_WRONLY | O_CREAT | O_TRUNC : O_WRONLY,
                                    0600);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0600);
@@ -99,7 +102,7 @@ inline Result run_bitnet(const std::vector<std::string>& args, double timeout_s 
   }
   r.exited = !r.timed_out && WIFEXITED(status);
   r.code = r.exited ? WEXITSTATUS(status) : -1;
-  r.out = read_all(out_path);
+  if (stdout_path.empty()) r.out = read_all(out_path);
   r.err = read_all(err_path);
   return r;
 }

@@ -3,8 +3,16 @@
 // does (checked against logits by hand), chat keeping the conversation well-formed in the KV
 // cache, and valid UTF-8 output.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <pty.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -311,6 +319,168 @@ TEST(Bench, CompareRefusesADifferentSetupAndBadPathsFailFirst) {
   const Result convert = run_bitnet({"convert", tmp.path().string(), "-o", tmp.path().string()});
   EXPECT_EQ(convert.code, 3) << convert.err;
   EXPECT_NE(convert.err.find("is a directory"), std::string::npos) << convert.err;
+}
+
+TEST(Outputs, NeverReplaceWhatIsNotARegularFile) {
+  const TempDir tmp;
+  // A FIFO is refused at once (opening it to check would block until a reader came).
+  const fs::path fifo = tmp.path() / "fifo.gguf";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const Result r = run_bitnet({"gen-dummy", "--preset", "tiny-1m", "-o", fifo.string()}, 30);
+  ASSERT_TRUE(r.exited) << "hung on a FIFO";
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("not a regular file"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::is_fifo(fifo));
+  // A symbolic link is written through: the link stays, its target is the model.
+  const fs::path target = tmp.path() / "target.gguf", link = tmp.path() / "link.gguf";
+  std::ofstream(target) << "old";
+  fs::create_symlink(target, link);
+  ASSERT_EQ(run_bitnet({"gen-dummy", "--preset", "tiny-1m", "-o", link.string()}).code, 0);
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_GT(fs::file_size(target), 1000u);
+  // Empty paths are refused, not taken as "absent" (-m '' would load the default model).
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"run", "-m", "", "-p", "x"},
+           {"gen-dummy", "--preset", "tiny-1m", "-o", ""},
+           {"run", "-m", target.string(), "-p", "x", "--profile", ""}}) {
+    const Result e = run_bitnet(args);
+    EXPECT_EQ(e.code, 2) << e.err;
+    EXPECT_NE(e.err.find("the path is empty"), std::string::npos) << e.err;
+  }
+}
+
+TEST(Outputs, AFullDiskIsAFailure) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  const fs::path fixture = reference_dir() / "models" / "tiny-b158.i2_s.gguf";
+  REQUIRE_FIXTURE(fixture);
+  const Result r =
+      run_bitnet({"tokenize", "-m", fixture.string(), "-p", "hello"}, 60, "/dev/null", "/dev/full");
+  ASSERT_TRUE(r.exited);
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("writing the output failed"), std::string::npos) << r.err;
+}
+
+TEST(Run, ChatTemplateOptionIsUsed) {
+  const fs::path fixture = reference_dir() / "models" / "tiny-b158.i2_s.gguf";
+  REQUIRE_FIXTURE(fixture);
+  auto prompt_tokens = [&](const std::string& tmpl) {
+    const Result r =
+        run_bitnet({"run", "-m", fixture.string(), "-p", "hi", "-n", "1", "--chat-template", tmpl});
+    EXPECT_EQ(r.code, 0) << r.err;
+    const size_t at = r.err.find("prompt: ");
+    return at == std::string::npos ? -1 : std::stoi(r.err.substr(at + 8));
+  };
+  const int plain = prompt_tokens("plain"), llama3 = prompt_tokens("llama3");
+  EXPECT_GT(plain, 0);
+  EXPECT_NE(plain, llama3);  // "User: hi\nAssistant:" vs the header tokens of Llama 3
+  const Result bad =
+      run_bitnet({"run", "-m", fixture.string(), "-p", "hi", "--chat-template", "jinja"});
+  EXPECT_EQ(bad.code, 2) << bad.err;
+}
+
+TEST(Inspect, PlanRefusesInvalidFilesAndPlanOptionsNeedPlan) {
+  const fs::path vocab = reference_dir() / "tokenizer" / "llama3-bpe-4112.gguf";
+  REQUIRE_FIXTURE(vocab);
+  const Result plan = run_bitnet({"inspect", "--plan", vocab.string()});
+  EXPECT_EQ(plan.code, 3) << plan.out;
+  EXPECT_EQ(plan.out, "");
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{"inspect", vocab.string(), "-b", "4"},
+                                             {"inspect", vocab.string(), "--no-fuse"},
+                                             {"inspect", "--plan", "--json", vocab.string()}}) {
+    EXPECT_EQ(run_bitnet(args).code, 2) << args[2];
+  }
+}
+
+TEST(ExitCodes, EnvironmentAndExtraArguments) {
+  const fs::path fixture = reference_dir() / "models" / "tiny-b158.i2_s.gguf";
+  REQUIRE_FIXTURE(fixture);
+  // A bad BITNET_FORCE_ISA is the setting's fault (2), named as such, not the model's.
+  setenv("BITNET_FORCE_ISA", "bogus", 1);
+  const Result isa = run_bitnet({"run", "-m", fixture.string(), "-p", "hi", "-n", "1"});
+  unsetenv("BITNET_FORCE_ISA");
+  EXPECT_EQ(isa.code, 2) << isa.err;
+  EXPECT_NE(isa.err.find("BITNET_FORCE_ISA"), std::string::npos) << isa.err;
+  EXPECT_EQ(run_bitnet({"--version", "extra"}).code, 2);
+  EXPECT_EQ(run_bitnet({"help", "help"}).code, 0);
+  const Result usage = run_bitnet({"run", "--bogus"});
+  EXPECT_EQ(usage.err.find("; "), std::string::npos) << "usage joined badly: " << usage.err;
+  const TempDir tmp;
+  EXPECT_EQ(
+      run_bitnet({"logits", "-m", fixture.string(), "-p", "hi", "-o", tmp.path().string() + "/"})
+          .code,
+      2);
+}
+
+TEST(Chat, ContextFullKeepsTheChatGoing) {
+  const fs::path fixture = reference_dir() / "models" / "tiny-b158.i2_s.gguf";
+  REQUIRE_FIXTURE(fixture);
+  const TempDir tmp;
+  std::string input;
+  for (int i = 0; i < 700; ++i) input += "word ";
+  input += "\nhi\n";
+  const Result r =
+      chat({"-m", fixture.string(), "-n", "2", "--temp", "0", "--verbose"}, input, tmp.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("it was not sent"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("raise -c"), std::string::npos) << "-c is already the model's: " << r.err;
+  EXPECT_NE(r.err.find("[turn: "), std::string::npos) << "the next message was not answered";
+}
+
+// Ctrl-C at the prompt does not end the chat; a second one in a row does.
+TEST(Chat, CtrlCAtThePromptAsksBeforeQuitting) {
+  const fs::path fixture = reference_dir() / "models" / "tiny-b158.i2_s.gguf";
+  REQUIRE_FIXTURE(fixture);
+  int master = -1;
+  const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl(BITNET_CLI_PATH, BITNET_CLI_PATH, "chat", "-m", fixture.c_str(), "-n", "2", "--temp", "0",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::string seen;
+  size_t from = 0;  // searches start after the previous match
+  auto read_until = [&](const std::string& what, double seconds) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (;;) {
+      const size_t at = seen.find(what, from);
+      if (at != std::string::npos) {
+        from = at + what.size();
+        return true;
+      }
+      if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > seconds) {
+        return false;
+      }
+      pollfd p{master, POLLIN, 0};
+      if (poll(&p, 1, 100) > 0) {
+        char buf[4096];
+        const ssize_t n = read(master, buf, sizeof buf);
+        if (n <= 0) return false;
+        seen.append(buf, static_cast<size_t>(n));
+      }
+    }
+  };
+  auto send = [&](const std::string& s) {
+    ASSERT_EQ(write(master, s.data(), s.size()), static_cast<ssize_t>(s.size()));
+  };
+  ASSERT_TRUE(read_until("\n> ", 60)) << seen;
+  send("hello\n");
+  ASSERT_TRUE(read_until("hello", 60)) << seen;  // echoed: the line reached the program
+  ASSERT_TRUE(read_until("\n> ", 60)) << seen;   // the reply, then the next prompt
+  usleep(200000);                                // the program is now reading the line
+  send("\x03");                                  // Ctrl-C at the prompt
+  EXPECT_TRUE(read_until("Ctrl-C again", 20)) << seen;
+  int status = 0;
+  EXPECT_EQ(waitpid(pid, &status, WNOHANG), 0) << "the chat ended on one Ctrl-C: " << seen;
+  send("/exit\n");
+  for (int i = 0; i < 200 && waitpid(pid, &status, WNOHANG) == 0; ++i) usleep(50000);
+  if (waitpid(pid, &status, WNOHANG) == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    ADD_FAILURE() << "the chat did not end on /exit: " << seen;
+  }
+  close(master);
 }
 
 TEST(Utf8, InvalidBytesBecomeReplacementCharacters) {

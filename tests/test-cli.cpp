@@ -223,7 +223,7 @@ TEST(RunBadInput, EachIsAClearErrorAndANonZeroExit) {
 
   expect_clear_failure({"run", "-m", fixture.string(), "-c", "4", "-p",
                         "The quick brown fox jumps over the lazy dog.", "-n", "2"},
-                       "the context holds 4");
+                       "-c 4 leaves no room to generate");
   expect_clear_failure(
       {"logits", "-m", fixture.string(), "--tokens", "1,99999", "-o", (tmp.path() / "x").string()},
       "outside the vocabulary");

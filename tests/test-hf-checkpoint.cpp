@@ -9,9 +9,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -532,6 +534,31 @@ TEST_F(HfCheckpointTest, DirectoryLoadsThroughACachedConversion) {
 
   std::filesystem::remove_all(cache);
   std::filesystem::remove(explicit_gguf);
+}
+
+// A checkpoint holding NaN or infinity in a tensor the loader checks by value (a norm, the
+// embedding) fails when it is converted, naming the value, and leaves no conversion behind.
+TEST_F(HfCheckpointTest, NonFiniteValuesFailTheConversion) {
+  write(Kind::OneBitLlm, {}, true, [](auto& data, auto&) {
+    auto& norm = data["model.norm.weight"].second;
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    std::memcpy(norm.data() + 4 * 3, &nan, 4);
+  });
+  const std::filesystem::path cache = dir_.string() + "-cache";
+  std::filesystem::remove_all(cache);
+  try {
+    hf_dir_to_cached_gguf(dir_.string(), cache.string());
+    ADD_FAILURE() << "a NaN norm was converted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), HasSubstr(dir_.string()));
+    EXPECT_THAT(e.what(), HasSubstr("tensor 'output_norm.weight': element 3 is NaN"));
+  }
+  size_t files = 0;
+  if (std::filesystem::exists(cache)) {
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(cache)) ++files;
+  }
+  EXPECT_EQ(files, 0u);
+  std::filesystem::remove_all(cache);
 }
 
 }  // namespace

@@ -383,7 +383,7 @@ TEST_F(KlCli, BadInputsFailWithClearErrors) {
       {{"-m", absent, "--base", m, "--random-tokens", "8"}, 3, "-m: " + absent},
       {{"-m", m, "--tokens", "5"}, 2, "--tokens: 1 token(s); at least 2 are needed"},
       {{"-m", m, "--tokens", "5,4112"}, 2, "token 4112 at 1 is outside the vocabulary of 4112"},
-      {{"-m", m, "-p", ""}, 2, "-p: 1 token(s)"},
+      {{"-m", m, "-p", ""}, 3, "-p: 1 token(s)"},
       {{"-m", m, "-f", absent}, 3, "-f " + absent + ": cannot open"},
       {{"-m", m, "--random-tokens", "1"}, 2, "--random-tokens: expected an integer in 2.."},
       {{"-m", m}, 2, "give exactly one of -f TEXT_FILE, -p TEXT"},

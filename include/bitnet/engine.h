@@ -244,6 +244,9 @@ struct EngineInfo {
   std::string kernels;         // instruction set of the active kernels, e.g. "avx2"
   std::string weights_source;  // "packed", "prepared cache" or "prepared cache rebuilt"
   double load_seconds = 0;     // the load of the weights (an earlier Engine's, when shared)
+  // Why the prepared cache was rebuilt, skipped or not written (e.g. an unwritable directory);
+  // empty when it was used as it is or not wanted.
+  std::string weights_note;
   // The format apply_chat_template writes: "bitnet-2b4t", "llama3" or "plain".
   std::string chat_template;
   std::string chat_template_note;  // non-empty when the model's template was not recognised

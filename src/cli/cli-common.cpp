@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -27,8 +28,24 @@ std::string Args::value(const std::string& flag) {
   return argv_[i_++];
 }
 
+std::string Args::path_value(const std::string& flag) {
+  std::string v = value(flag);
+  if (v.empty()) throw UsageError(flag + ": the path is empty");
+  return v;
+}
+
 void Args::fail(const std::string& what) const {
-  throw UsageError(what + " (usage: bitnet " + usage_ + ")");
+  // The usage on one line: its continuation lines joined with a space.
+  std::string usage;
+  for (size_t i = 0; i < usage_.size(); ++i) {
+    if (usage_[i] != '\n') {
+      usage += usage_[i];
+      continue;
+    }
+    while (i + 1 < usage_.size() && usage_[i + 1] == ' ') ++i;
+    usage += ' ';
+  }
+  throw UsageError(what + " (usage: bitnet " + usage + ")");
 }
 
 int64_t Args::int_value(const std::string& flag, int64_t lo, int64_t hi) {
@@ -112,7 +129,7 @@ bool CommonModelOptions::parse(Args& args) {
   const std::string a = args.peek();
   if (a == "-m" || a == "--model") {
     args.next();
-    model = args.value(a);
+    model = args.path_value(a);
   } else if (a == "-t" || a == "--threads") {
     args.next();
     threads = static_cast<int>(args.int_value(a, 1, 1024));
@@ -268,18 +285,68 @@ std::string read_input_file(const std::string& flag, const std::string& path) {
 }
 
 void check_writable(const std::string& flag, const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    throw InputError(flag + " " + path + ": is a directory, expected a file name");
-  }
-  const bool existed = std::filesystem::exists(path, ec);
-  {
-    std::ofstream probe(path, std::ios::app | std::ios::binary);
-    if (!probe) {
+  // Checked by stat, never by opening: opening a FIFO for writing blocks until a reader comes.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) {
+      throw InputError(flag + " " + path + ": is a directory, expected a file name");
+    }
+    if (!S_ISREG(st.st_mode)) {
+      throw InputError(flag + " " + path + ": exists and is not a regular file");
+    }
+    if (::access(path.c_str(), W_OK) != 0) {
       throw InputError(flag + " " + path + ": cannot be written (" + std::strerror(errno) + ")");
     }
+    return;
   }
-  if (!existed) std::filesystem::remove(path, ec);
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (parent.empty()) parent = ".";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(parent, ec)) {
+    throw InputError(flag + " " + path + ": the directory " + parent.string() + " does not exist");
+  }
+  if (::access(parent.c_str(), W_OK) != 0) {
+    throw InputError(flag + " " + path + ": cannot create it in " + parent.string() + " (" +
+                     std::strerror(errno) + ")");
+  }
+}
+
+namespace {
+
+// Paths for the signal handler, copied into fixed storage (a handler may not allocate).
+constexpr size_t kMaxCleanupPaths = 4;
+char g_cleanup[kMaxCleanupPaths][4096];
+volatile std::sig_atomic_t g_cleanup_count = 0;
+struct sigaction g_old_int {
+}, g_old_term{};
+
+void remove_and_reraise(int sig) {
+  for (int i = 0; i < g_cleanup_count; ++i) ::unlink(g_cleanup[i]);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+}  // namespace
+
+RemoveOnInterrupt::RemoveOnInterrupt(std::vector<std::string> paths) {
+  int n = 0;
+  for (const std::string& p : paths) {
+    if (n == static_cast<int>(kMaxCleanupPaths) || p.size() >= sizeof g_cleanup[0]) break;
+    std::memcpy(g_cleanup[n], p.c_str(), p.size() + 1);
+    ++n;
+  }
+  g_cleanup_count = n;
+  struct sigaction sa {};
+  sa.sa_handler = remove_and_reraise;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &g_old_int);
+  sigaction(SIGTERM, &sa, &g_old_term);
+}
+
+RemoveOnInterrupt::~RemoveOnInterrupt() {
+  sigaction(SIGINT, &g_old_int, nullptr);
+  sigaction(SIGTERM, &g_old_term, nullptr);
+  g_cleanup_count = 0;
 }
 
 Progress::Progress(std::string label, uint64_t total, std::string unit, double unit_scale)

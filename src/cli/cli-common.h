@@ -49,6 +49,7 @@ class Args {
   const char* peek() const { return i_ < argc_ ? argv_[i_] : ""; }
   std::string next();
   std::string value(const std::string& flag);
+  std::string path_value(const std::string& flag);  // value(), refusing an empty one
   int64_t int_value(const std::string& flag, int64_t lo, int64_t hi);
   uint64_t u64_value(const std::string& flag);  // 0..2^64-1, decimal or 0x hex
   double float_value(const std::string& flag, double lo, double hi);
@@ -109,6 +110,16 @@ std::string read_input_file(const std::string& flag, const std::string& path);
 // Checks that `path` can be created or overwritten (before long work whose result it receives):
 // an InputError naming the flag otherwise. Leaves no file behind that was not there.
 void check_writable(const std::string& flag, const std::string& path);
+
+// While one lives, SIGINT and SIGTERM remove these files (temporaries being written) before the
+// process ends as the signal would end it: an interrupted conversion leaves no partial file.
+class RemoveOnInterrupt {
+ public:
+  explicit RemoveOnInterrupt(std::vector<std::string> paths);
+  ~RemoveOnInterrupt();
+  RemoveOnInterrupt(const RemoveOnInterrupt&) = delete;
+  RemoveOnInterrupt& operator=(const RemoveOnInterrupt&) = delete;
+};
 
 // Progress of long work on stderr, shown once the work has taken half a second (quick work prints
 // nothing). On a terminal one line is rewritten in place; otherwise (a log file, a pipe) a new

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -28,8 +29,8 @@ constexpr const char* kUsage =
 
 constexpr const char* kOptions =
     "  -m, --model FILE      the model (required)\n"
-    "  -p, --n-prompt LIST   prompt-processing tests, tokens (default 128,512)\n"
-    "  -n, --n-gen LIST      generation tests, tokens (default 32,128)\n"
+    "  -p, --n-prompt LIST   prompt-processing tests, tokens (default 128,512; 0: none)\n"
+    "  -n, --n-gen LIST      generation tests, tokens (default 32,128; 0: none)\n"
     "  -t, --threads LIST    thread counts (default 1,2)\n"
     "  -r, --repetitions N   repetitions per test (default 5)\n"
     "  -b, --batch-size N    prefill chunk (default 256)\n"
@@ -49,14 +50,15 @@ constexpr const char* kOptions =
     "  --kv f16|f32          KV cache element type (default f16)\n"
     "  --layout t1|t2        packed ternary layout\n"
     "  --no-cache            neither read nor write the prepared-weights cache\n"
-    "-c is refused: the context is sized from -p, -n and --gen-prompt.\n";
+    "  (-c is refused: the context is sized from -p, -n and --gen-prompt; -p 0 or -n 0 runs\n"
+    "  no test of that kind)\n";
 
 constexpr int kExitTargetMissed = 4;
 constexpr int kExitRegression = 5;
 
 std::vector<int64_t> parse_int_list(const std::string& flag, const std::string& s, int64_t lo) {
   std::vector<int64_t> out;
-  if (s.empty()) return out;
+  if (s.empty()) throw UsageError(flag + ": the list is empty (give 0 to run no such test)");
   size_t start = 0;
   while (true) {
     const size_t comma = s.find(',', start);
@@ -230,9 +232,11 @@ int cmd_bench(int argc, char** argv) {
     if (mo.parse(args)) continue;
     args.next();
     if (a == "-p" || a == "--n-prompt") {
-      p.n_prompt = parse_int_list(a, args.value(a), 1);
+      p.n_prompt = parse_int_list(a, args.value(a), 0);
+      std::erase(p.n_prompt, 0);  // 0: no prompt test (llama-bench's -p 0)
     } else if (a == "-n" || a == "--n-gen") {
-      p.n_gen = parse_int_list(a, args.value(a), 1);
+      p.n_gen = parse_int_list(a, args.value(a), 0);
+      std::erase(p.n_gen, 0);
     } else if (a == "-r" || a == "--repetitions") {
       p.reps = static_cast<int>(args.int_value(a, 1, 10000));
     } else if (a == "-b" || a == "--batch-size") {
@@ -248,15 +252,15 @@ int cmd_bench(int argc, char** argv) {
     } else if (a == "--md") {
       md_out = true;
     } else if (a == "--targets") {
-      targets_path = args.value(a);
+      targets_path = args.path_value(a);
     } else if (a == "--compare") {
-      compare_path = args.value(a);
+      compare_path = args.path_value(a);
     } else if (a == "--compare-anyway") {
       compare_anyway = true;
     } else if (a == "--history") {
-      history_dir = args.value(a);
+      history_dir = args.path_value(a);
     } else if (a == "--plot") {
-      plot_path = args.value(a);
+      plot_path = args.path_value(a);
     } else if (a == "--no-fuse") {
       p.fused_norm_quant = false;
     } else if (a == "--split-linears") {
@@ -305,7 +309,49 @@ int cmd_bench(int argc, char** argv) {
   }
   if (!plot_path.empty()) check_writable("--plot", plot_path);
 
+  if (!history_dir.empty()) {  // checked (and read) before the measurements, not after them
+    std::error_code ec;
+    if (std::filesystem::exists(history_dir, ec) && !std::filesystem::is_directory(history_dir)) {
+      throw InputError("--history " + history_dir + ": exists and is not a directory");
+    }
+    const auto parent = std::filesystem::path(history_dir).parent_path();
+    if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
+      throw InputError("--history " + history_dir + ": the directory " + parent.string() +
+                       " does not exist");
+    }
+    if (std::filesystem::is_directory(history_dir, ec)) {
+      try {
+        (void)model::load_history(history_dir);
+      } catch (const std::exception& e) {
+        throw InputError("--history " + history_dir + ": " + e.what());
+      }
+    }
+  }
+
   const auto weights = load_model(mo);
+  model::BenchReport header;
+  try {
+    header = model::bench_header(*weights, mo.model, p);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  // A baseline of another setup is refused before the run, not after it.
+  if (baseline) {
+    const auto differences = model::setup_differences(header, *baseline);
+    if (!differences.empty()) {
+      std::string what;
+      for (const auto& d : differences) {
+        if (!what.empty()) what += "; ";
+        what += d;
+      }
+      if (!compare_anyway) {
+        throw UsageError("--compare " + compare_path + ": the runs do not measure the same " +
+                         "setup (" + what + "); --compare-anyway compares them regardless");
+      }
+      std::fprintf(json_out ? stderr : stdout,
+                   "WARNING: --compare-anyway: the setups differ (%s)\n", what.c_str());
+    }
+  }
   if (fusion_gains) return run_fusion_gains(*weights, mo.model, p);
   model::BenchReport report = model::run_bench(*weights, mo.model, p, [](const std::string& t) {
     std::fprintf(stderr, "bench: %s\n", t.c_str());
@@ -328,16 +374,6 @@ int cmd_bench(int argc, char** argv) {
     if (!misses.empty()) rc = kExitTargetMissed;
   }
   if (baseline) {
-    const auto differences = model::setup_differences(report, *baseline);
-    if (!differences.empty()) {
-      std::string what;
-      for (const auto& d : differences) what += "\n  " + d;
-      if (!compare_anyway) {
-        throw UsageError("--compare " + compare_path + ": the runs do not measure the same setup:" +
-                         what + "\n(--compare-anyway compares them regardless)");
-      }
-      std::fprintf(notes, "\nWARNING: --compare-anyway: the setups differ:%s\n", what.c_str());
-    }
     const auto cmp = model::compare_reports(report, *baseline);
     std::fprintf(notes,
                  "\ncompare with %s (%s): regression = slower than 95%% of the baseline with "

@@ -2,6 +2,7 @@
 // template each turn and only the tokens that differ from what the KV cache holds are evaluated,
 // so earlier turns are not recomputed, and a reply cut off by -n or Ctrl-C still gets its
 // end-of-turn marker before the next turn.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -24,7 +25,8 @@ constexpr const char* kUsage =
     "      [--chat-template bitnet-2b4t|llama3|plain]";
 
 constexpr const char* kOptions =
-    "  -n, --n-predict N     most tokens per reply (default 256)\n" BITNET_MODEL_OPTIONS_HELP
+    "  -n, --n-predict N     most tokens per reply (default 256; -1: until the end of the turn\n"
+    "                        or the context is full)\n" BITNET_MODEL_OPTIONS_HELP
     "  -c, --ctx-size N      context in tokens for the whole conversation (default: the\n"
     "                        model's, at most that)\n"
     "  --system TEXT         system message opening the conversation\n"
@@ -90,7 +92,7 @@ int cmd_chat(int argc, char** argv) {
     const std::string a = args.next();
     if (parse_sampling(args, a, sp)) continue;
     if (a == "-n" || a == "--n-predict") {
-      n_predict = args.int_value(a, 1, int64_t{1} << 24);
+      n_predict = args.int_value(a, -1, int64_t{1} << 24);
     } else if (a == "--system") {
       system = args.value(a);
     } else if (a == "--chat-template") {
@@ -124,6 +126,15 @@ int cmd_chat(int argc, char** argv) {
   std::vector<float> logits(static_cast<size_t>(session.n_vocab()));
   std::vector<model::ChatMessage> conversation;
   if (!system.empty()) conversation.push_back({"system", system});
+  if (!system.empty()) {
+    const auto ids = tok.encode(model::apply_chat_template(tmpl.tmpl, conversation, false),
+                                model::chat_template_adds_bos(tmpl.tmpl), true);
+    if (static_cast<int64_t>(ids.size()) + 32 > session.n_ctx()) {
+      throw UsageError("--system: the system message takes " + std::to_string(ids.size()) +
+                       " tokens, leaving no room for a conversation in the context of " +
+                       std::to_string(session.n_ctx()));
+    }
+  }
   std::vector<int32_t> cached;  // the tokens in the KV cache, in order
   std::fprintf(stderr,
                "chat template %s, context %lld tokens. Type a message; Ctrl-C stops a reply, "
@@ -137,8 +148,11 @@ int cmd_chat(int argc, char** argv) {
     std::fflush(stdout);
     g_interrupted = 0;
     if (!std::getline(std::cin, line)) {
-      if (g_interrupted && !std::cin.eof()) {  // Ctrl-C at the prompt
+      // Ctrl-C interrupts the read; the stream then reports end of input as well, so the flag,
+      // not the stream's state, tells the two apart.
+      if (g_interrupted) {
         std::cin.clear();
+        clearerr(stdin);
         if (interrupted_at_prompt) break;
         interrupted_at_prompt = true;
         std::fputs("\n(Ctrl-C again, Ctrl-D or /exit to quit)\n", stdout);
@@ -151,16 +165,36 @@ int cmd_chat(int argc, char** argv) {
     if (line == "/exit" || line == "/quit") break;
 
     conversation.push_back({"user", line});
-    const std::string text = model::apply_chat_template(tmpl.tmpl, conversation, true);
-    const std::vector<int32_t> ids =
-        tok.encode(text, model::chat_template_adds_bos(tmpl.tmpl), true);
-    if (static_cast<int64_t>(ids.size()) + 1 >= session.n_ctx()) {
+    // The conversation must leave room for a reply of at least a few tokens: the oldest turns
+    // (after the system message) are dropped until it does, as llama.cpp shifts its context.
+    const int64_t room = std::min<int64_t>(n_predict < 0 ? 16 : n_predict, 16);
+    auto render = [&] {
+      return tok.encode(model::apply_chat_template(tmpl.tmpl, conversation, true),
+                        model::chat_template_adds_bos(tmpl.tmpl), true);
+    };
+    std::vector<int32_t> ids = render();
+    int dropped = 0;
+    const size_t first_turn = system.empty() ? 0 : 1;
+    while (static_cast<int64_t>(ids.size()) + room > session.n_ctx() &&
+           conversation.size() > first_turn + 1) {
+      conversation.erase(conversation.begin() + static_cast<ptrdiff_t>(first_turn));
+      ++dropped;
+      ids = render();
+    }
+    if (static_cast<int64_t>(ids.size()) + room > session.n_ctx()) {
+      conversation.pop_back();
+      const bool can_raise = session.n_ctx() < weights->config().n_ctx_train;
       std::fprintf(stderr,
-                   "[the conversation (%zu tokens) fills the context of %lld tokens; start a new "
-                   "chat, or raise -c up to the model's %lld]\n",
+                   "[this message needs %zu tokens with the chat template and the system "
+                   "message, more than the context of %lld leaves for a reply%s; it was not "
+                   "sent]\n",
                    ids.size(), static_cast<long long>(session.n_ctx()),
-                   static_cast<long long>(weights->config().n_ctx_train));
-      break;
+                   can_raise ? " (raise -c, up to the model's context)" : "");
+      continue;
+    }
+    if (dropped > 0) {
+      std::fprintf(stderr, "[context full: the %d oldest message%s left the conversation]\n",
+                   dropped, dropped == 1 ? "" : "s");
     }
     // Evaluate only what the cache does not hold yet.
     size_t common = 0;
@@ -183,7 +217,7 @@ int cmd_chat(int argc, char** argv) {
 
     model::StreamingDetokenizer detok(tok, false, false);
     std::string reply;
-    for (int64_t i = 0; i < n_predict && !g_interrupted; ++i) {
+    for (int64_t i = 0; (n_predict < 0 || i < n_predict) && !g_interrupted; ++i) {
       const int32_t next = sampler.sample(logits.data(), cached);
       if (tok.is_eog(next)) break;
       const std::string piece = detok.push(next);

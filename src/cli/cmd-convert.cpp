@@ -1,6 +1,8 @@
 // bitnet convert: a Hugging Face BitNet checkpoint directory to a GGUF file, streamed tensor by
 // tensor (model/hf-convert.h), with a progress line on stderr.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -9,8 +11,10 @@
 #include "cli/commands.h"
 #include "formats/ggml-types.h"
 #include "formats/gguf.h"
+#include "formats/safetensors.h"
 #include "model/hf-checkpoint.h"
 #include "model/hf-convert.h"
+#include "model/model-validate.h"
 
 namespace bitnet::cli {
 namespace {
@@ -46,7 +50,7 @@ int cmd_convert(int argc, char** argv) {
   while (args.more()) {
     const std::string a = args.next();
     if (a == "-o" || a == "--output") {
-      out_path = args.value(a);
+      out_path = args.path_value(a);
     } else if (a == "--type") {
       opt.ternary_type = parse_type(
           a, args.value(a),
@@ -66,10 +70,15 @@ int cmd_convert(int argc, char** argv) {
   if (in_dir.empty() || out_path.empty()) args.fail("HF_DIR and -o OUT.gguf are required");
   check_writable("-o", out_path);  // before the conversion, not after it
 
-  // A checkpoint that cannot be converted is bad input (exit 3), not a usage error (exit 2).
+  // A checkpoint that cannot be read or converted is bad input (exit 3); failing to write the
+  // output is a failure (exit 1).
   try {
     convert(in_dir, out_path, opt);
   } catch (const std::invalid_argument& e) {
+    throw InputError(e.what());
+  } catch (const formats::SafetensorsError& e) {
+    throw InputError(e.what());
+  } catch (const formats::GgufError& e) {
     throw InputError(e.what());
   }
   return kExitOk;
@@ -95,7 +104,22 @@ void convert(const std::string& in_dir, const std::string& out_path, model::HfCo
   };
   formats::GgufWriter writer;
   const model::HfConvertResult result = model::add_hf_checkpoint(ck, opt, writer);
-  writer.write(out_path);
+  // Written beside the target and checked as the loader checks a model before it replaces the
+  // target: a checkpoint with NaN or infinite values fails here, naming them.
+  const std::string tmp = out_path + ".checking";
+  const RemoveOnInterrupt cleanup({tmp, tmp + ".tmp"});
+  writer.write(tmp);
+  try {
+    model::check_converted_model(tmp, in_dir);
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::rename(tmp.c_str(), out_path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    std::remove(tmp.c_str());
+    throw std::runtime_error(out_path + ": cannot move the converted file into place: " + why);
+  }
   std::fprintf(stderr, "convert: wrote %s (%zu tensors)\n", out_path.c_str(), ck.tensors().size());
   if (const auto& t = result.tokenizer) {
     std::fprintf(stderr, "convert: tokenizer: %s%s%s, %zu tokens (%zu padding), %zu merges\n",

@@ -77,7 +77,7 @@ int cmd_gen_dummy(int argc, char** argv) {
       } else if (a == "--seed") {
         options.seed = args.u64_value(a);
       } else if (a == "-o" || a == "--output") {
-        out_path = args.value(a);
+        out_path = args.path_value(a);
       } else if (a == "--list") {
         list = true;
       } else {
@@ -114,7 +114,10 @@ int cmd_gen_dummy(int argc, char** argv) {
     progress = [&bar](size_t, size_t, uint64_t bytes) { bar.update(bytes); };
   }
   const auto t0 = std::chrono::steady_clock::now();
-  model::write_dummy_model(preset, options, out_path, progress);
+  {
+    const RemoveOnInterrupt cleanup({out_path + ".tmp"});
+    model::write_dummy_model(preset, options, out_path, progress);
+  }
   if (total >= kProgressBytes) bar.done();
   std::printf("wrote %s: preset %s, linears %s, embedding %s, seed %llu, %s in %.1f s\n",
               out_path.c_str(), preset.name.c_str(),

@@ -199,8 +199,8 @@ constexpr const char* kOptions =
     "  -b, --batch ROWS      rows per step for --plan (default 256)\n"
     "  --no-fuse             --plan with the norm+quantization fusions switched off\n"
     "  --no-act-quant        --plan in the validation mode\n"
-    "The verdict runs every check the engine makes when it loads the file (structure, every\n"
-    "value, ternary codes, the tokenizer): exit 0 when valid, 3 when not.\n";
+    "  (the verdict runs every check the engine makes when it loads the file: structure,\n"
+    "  every value, ternary codes, the tokenizer; exit 0 when valid, 3 when not)\n";
 
 BITNET_COMMAND("inspect", kUsage,
                "architecture, hyper-parameters, tokenizer, every tensor, totals, bytes read per\n"
@@ -212,7 +212,7 @@ BITNET_COMMAND("inspect", kUsage,
 int cmd_inspect(int argc, char** argv) {
   Args args(argc, argv, kUsage);
   std::string path;
-  bool json = false, plan = false;
+  bool json = false, plan = false, plan_options = false;
   model::PlanOptions po;
   po.max_rows = 256;
   while (args.more()) {
@@ -227,6 +227,7 @@ int cmd_inspect(int argc, char** argv) {
       po.quantize_activations = false;
     } else if (a == "-b" || a == "--batch") {
       po.max_rows = args.int_value(a + " (rows per step)", 1, 1 << 20);
+      plan_options = true;
     } else if (!a.empty() && a[0] == '-') {
       args.unknown(a);
     } else if (path.empty()) {
@@ -236,6 +237,10 @@ int cmd_inspect(int argc, char** argv) {
     }
   }
   if (path.empty()) args.fail("missing MODEL");
+  if (!plan && (plan_options || !po.fused_norm_quant || !po.quantize_activations)) {
+    args.fail("-b, --no-fuse and --no-act-quant apply to --plan only");
+  }
+  if (plan && json) args.fail("--plan has no --json form");
 
   std::optional<formats::GgufFile> opened;
   try {
@@ -245,12 +250,16 @@ int cmd_inspect(int argc, char** argv) {
   }
   const formats::GgufFile& file = *opened;
   if (plan) {
-    model::ModelConfig cfg;
-    try {
-      cfg = model::read_model_config(file);
-    } catch (const std::exception& e) {
-      throw InputError(e.what());
+    // The plan of a file the engine would refuse is no plan: the same verdict as the report's.
+    const ModelInfo checked = model::gather_model_info(file);
+    if (!checked.valid()) {
+      throw InputError(path + ": not a valid model (" + checked.problems.front() +
+                       (checked.problems.size() > 1
+                            ? "; and " + std::to_string(checked.problems.size() - 1) + " more"
+                            : "") +
+                       "): `bitnet inspect " + path + "` lists the problems");
     }
+    const model::ModelConfig cfg = *checked.config;
     // The layout the loader picks (model-weights.h): the one the active kernels prefer.
     const kernels::TernaryLayout layout = kernels::active_kernels().preferred_layout;
     std::printf("%s: %s, %lld layers, weights layout %s, kernels %s\n", path.c_str(),

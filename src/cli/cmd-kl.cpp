@@ -35,7 +35,6 @@ constexpr const char* kUsage =
 
 constexpr const char* kOptions =
     "  --base MODEL          the base configuration's model (default: -m)\n"
-    "  --kv f16|f32          the tested KV cache type (default f16)\n"
     "  --base-kv f16|f32     the base's KV cache type (default: --kv)\n"
     "  -f, --file FILE       the tokens of a text (BOS per the vocabulary, special-token text\n"
     "                        kept as text)\n"
@@ -45,7 +44,8 @@ constexpr const char* kOptions =
     "  --no-act-quant        both in the validation mode (no int8 activation quantization)\n"
     "  -c, --ctx-size N      window length (default: all tokens, up to the context length)\n"
     "  --json                one JSON object with every position\n"
-    "  --per-position        a table of every position\n" BITNET_MODEL_OPTIONS_HELP;
+    "  --per-position        a table of every position\n" BITNET_MODEL_OPTIONS_HELP
+    "                        (--kv is the tested configuration's)\n";
 
 constexpr const char* kSummary =
     "KL divergence of the next-token distributions of MODEL (with --kv) from a base\n"
@@ -157,12 +157,12 @@ int cmd_kl(int argc, char** argv) {
     if (mo.parse(args)) continue;
     const std::string a = args.next();
     if (a == "--base") {
-      base_path = args.value(a);
+      base_path = args.path_value(a);
     } else if (a == "--base-kv") {
       base_kv = parse_kv(a, args.value(a));
     } else if (a == "-f" || a == "--file") {
       in.kind = "file";
-      in.file = args.value(a);
+      in.file = args.path_value(a);
       ++n_inputs;
     } else if (a == "-p" || a == "--prompt") {
       in.kind = "prompt";
@@ -221,8 +221,10 @@ int cmd_kl(int argc, char** argv) {
   }
   const int64_t n_tokens = static_cast<int64_t>(tokens.size());
   if (n_tokens < 2) {
-    throw UsageError(input_description(in) + ": " + std::to_string(n_tokens) +
-                     " token(s); at least 2 are needed to score one position");
+    const std::string what = input_description(in) + ": " + std::to_string(n_tokens) +
+                             " token(s); at least 2 are needed to score one position";
+    if (in.kind == "file" || in.kind == "prompt") throw InputError(what);
+    throw UsageError(what);
   }
   const int64_t n_ctx_train = std::min(base.config().n_ctx_train, test.config().n_ctx_train);
   if (mo.n_ctx > n_ctx_train) {
@@ -338,6 +340,11 @@ int cmd_kl(int argc, char** argv) {
               static_cast<long long>(s.top1_same), static_cast<long long>(s.positions));
   std::printf("perplexity: base %.6f  test %.6f  diff %+.6f (%+.4f%%)\n", s.ppl_base, s.ppl_test,
               ppl_diff, 100.0 * ppl_diff / s.ppl_base);
+  if (!std::isfinite(s.ppl_base) || !std::isfinite(s.ppl_test)) {
+    std::printf(
+        "(a perplexity of inf: its mean NLL is above 709 nats per token, the model gives\n"
+        " the text probability 0 at float precision; KL above is finite and exact)\n");
+  }
   return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -45,7 +46,7 @@ int cmd_logits(int argc, char** argv) {
   Args args(argc, argv, kUsage);
   CommonModelOptions mo;
   std::string tokens_arg, prefix, text, file;
-  bool have_text = false;
+  bool have_text = false, have_tokens = false;
   int64_t greedy = 0;
   bool no_act_quant = false;
   while (args.more()) {
@@ -53,34 +54,38 @@ int cmd_logits(int argc, char** argv) {
     const std::string a = args.next();
     if (a == "--tokens") {
       tokens_arg = args.value(a);
+      have_tokens = true;
     } else if (a == "-p" || a == "--prompt") {
       text = args.value(a);
       have_text = true;
     } else if (a == "-f" || a == "--file") {
-      file = args.value(a);
+      file = args.path_value(a);
     } else if (a == "--greedy") {
       greedy = args.int_value(a, 0, 1 << 20);
     } else if (a == "--no-act-quant") {
       no_act_quant = true;
     } else if (a == "-o" || a == "--output") {
-      prefix = args.value(a);
+      prefix = args.path_value(a);
     } else {
       args.unknown(a);
     }
   }
   if (mo.model.empty()) args.fail("-m MODEL is required");
   if (prefix.empty()) args.fail("-o PREFIX is required");
-  if (int(!tokens_arg.empty()) + int(have_text) + int(!file.empty()) != 1) {
+  if (int(have_tokens) + int(have_text) + int(!file.empty()) != 1) {
     args.fail("give exactly one of -p TEXT, -f FILE and --tokens 1,2,3");
   }
   std::vector<int32_t> tokens;
-  if (!tokens_arg.empty()) tokens = parse_token_list("--tokens", tokens_arg);
+  if (have_tokens) tokens = parse_token_list("--tokens", tokens_arg);
+  if (prefix.back() == '/' || std::filesystem::is_directory(prefix)) {
+    throw UsageError("-o " + prefix + ": a prefix for PREFIX.json and PREFIX.f32, not a directory");
+  }
   if (!file.empty()) text = read_input_file("-f", file);
   // The outputs are checked before the work whose result they receive.
   check_writable("-o", prefix + ".f32");
   check_writable("-o", prefix + ".json");
   const auto weights = load_model(mo);
-  if (tokens_arg.empty()) tokens = load_tokenizer(*weights).encode(text, true, true);
+  if (!have_tokens) tokens = load_tokenizer(*weights).encode(text, true, true);
   if (tokens.empty()) throw UsageError("the input has no tokens (and the vocabulary adds no BOS)");
   for (const int32_t t : tokens) {
     if (t >= weights->config().n_vocab) {
@@ -94,10 +99,14 @@ int cmd_logits(int argc, char** argv) {
   model::BitNetSession session(*weights, so, pool);
   const int64_t V = session.n_vocab();
   if (static_cast<int64_t>(tokens.size()) + std::max<int64_t>(greedy - 1, 0) > session.n_ctx()) {
-    throw UsageError(std::to_string(tokens.size()) + " tokens + " + std::to_string(greedy) +
-                     " greedy steps do not fit the context of " + std::to_string(session.n_ctx()) +
-                     " (-c, up to the model's " + std::to_string(weights->config().n_ctx_train) +
-                     ")");
+    const std::string what = std::to_string(tokens.size()) + " tokens and " +
+                             std::to_string(greedy) + " greedy steps do not fit the context of " +
+                             std::to_string(session.n_ctx());
+    if (mo.n_ctx > 0) {
+      throw UsageError(what + " (-c; the model's is " +
+                       std::to_string(weights->config().n_ctx_train) + ")");
+    }
+    throw InputError(what + " (the model's)");
   }
 
   std::vector<float> logits(tokens.size() * static_cast<size_t>(V));
@@ -130,7 +139,11 @@ int cmd_logits(int argc, char** argv) {
     std::ofstream out(f32_path, std::ios::binary);
     out.write(reinterpret_cast<const char*>(logits.data()),
               static_cast<std::streamsize>(logits.size() * 4));
-    if (!out) throw std::runtime_error(f32_path + ": write failed");
+    if (!out.flush()) {
+      out.close();
+      std::remove(f32_path.c_str());  // no partial file left behind
+      throw std::runtime_error(f32_path + ": write failed");
+    }
   }
   nlohmann::ordered_json j;
   j["model"] = mo.model;
@@ -153,7 +166,11 @@ int cmd_logits(int argc, char** argv) {
   {
     std::ofstream out(json_path);
     out << j.dump(2) << "\n";
-    if (!out.flush()) throw std::runtime_error(json_path + ": write failed");
+    if (!out.flush()) {
+      out.close();
+      std::remove(json_path.c_str());
+      throw std::runtime_error(json_path + ": write failed");
+    }
   }
   std::fprintf(stderr, "wrote %s and %s (%zu rows)\n", json_path.c_str(), f32_path.c_str(),
                logits.size() / static_cast<size_t>(V));

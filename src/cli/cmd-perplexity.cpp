@@ -40,7 +40,7 @@ int cmd_perplexity(int argc, char** argv) {
     if (mo.parse(args)) continue;
     const std::string a = args.next();
     if (a == "-f" || a == "--file") {
-      file = args.value(a);
+      file = args.path_value(a);
     } else if (a == "--chunks") {
       max_chunks = args.int_value(a, 1, int64_t{1} << 30);
     } else {
@@ -91,6 +91,14 @@ int cmd_perplexity(int argc, char** argv) {
     if (tok.add_bos() && tok.bos() >= 0) chunk[0] = tok.bos();
     session.reset();
     session.eval(chunk, logits.data(), true);
+    for (size_t i = 0; i < logits.size(); ++i) {
+      if (!std::isfinite(logits[i])) {
+        throw std::runtime_error("chunk " + std::to_string(c + 1) + ", position " +
+                                 std::to_string(i / static_cast<size_t>(V)) +
+                                 ": the model produced a non-finite logit (token id " +
+                                 std::to_string(i % static_cast<size_t>(V)) + ")");
+      }
+    }
     for (int64_t j = first; j < n_ctx - 1; ++j) {
       const float* row = logits.data() + j * V;
       double mx = -INFINITY;
@@ -117,9 +125,14 @@ int cmd_perplexity(int argc, char** argv) {
   const double var = nll2 / static_cast<double>(count) - mean * mean;
   const double err =
       var > 0 && count > 1 ? std::sqrt(var / static_cast<double>(count - 1)) * ppl : 0.0;
-  std::printf("perplexity: %.4f +/- %.5f over %lld tokens (%lld chunks of %lld; %.1f tokens/s)\n",
-              ppl, err, static_cast<long long>(count), static_cast<long long>(chunks),
-              static_cast<long long>(n_ctx), static_cast<double>(chunks * n_ctx) / secs);
+  // exp(mean NLL) overflows above ~709 nats (a model that gives the text probability 0 at float
+  // precision): the mean NLL is printed with it, always.
+  std::printf(
+      "perplexity: %.4f +/- %.5f (mean NLL %.6g nats) over %lld token%s (%lld chunk%s of "
+      "%lld; %.1f tokens/s)\n",
+      ppl, err, mean, static_cast<long long>(count), count == 1 ? "" : "s",
+      static_cast<long long>(chunks), chunks == 1 ? "" : "s", static_cast<long long>(n_ctx),
+      static_cast<double>(chunks * n_ctx) / secs);
   return kExitOk;
 }
 

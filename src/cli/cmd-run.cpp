@@ -10,6 +10,7 @@
 #include "cli/cli-common.h"
 #include "cli/commands.h"
 #include "cli/default-model.h"
+#include "model/chat-template.h"
 
 namespace bitnet::cli {
 namespace {
@@ -66,7 +67,7 @@ int cmd_run(int argc, char** argv) {
       prompt = args.value(a);
       have_prompt = true;
     } else if (a == "-f" || a == "--file") {
-      prompt_file = args.value(a);
+      prompt_file = args.path_value(a);
     } else if (a == "-e" || a == "--escape") {
       escapes = true;
     } else if (a == "-n" || a == "--n-predict") {
@@ -91,6 +92,7 @@ int cmd_run(int argc, char** argv) {
       go.seed = args.u64_value(a);
     } else if (a == "--stop") {
       go.stop.push_back(args.value(a));
+      if (go.stop.back().empty()) throw UsageError("--stop: the stop string is empty");
     } else if (a == "--ignore-eos") {
       go.ignore_eos = true;
     } else if (a == "--chat") {
@@ -100,13 +102,14 @@ int cmd_run(int argc, char** argv) {
       chat = true;
     } else if (a == "--chat-template") {
       forced_template = args.value(a);
+      if (forced_template.empty()) throw UsageError("--chat-template: the name is empty");
       chat = true;
     } else if (a == "--display-prompt") {
       display_prompt = true;
     } else if (a == "--no-display-prompt") {
       display_prompt = false;
     } else if (a == "--profile") {
-      profile_path = args.value(a);
+      profile_path = args.path_value(a);
     } else if (a == "--profile-series") {
       profile_series = true;
     } else {
@@ -119,9 +122,15 @@ int cmd_run(int argc, char** argv) {
   if (escapes) prompt = process_escapes(prompt);
   // Checked before the model loads: a bad path fails at once.
   if (!profile_path.empty()) check_writable("--profile", profile_path);
+  if (!forced_template.empty() && !model::chat_template_from_name(forced_template)) {
+    throw UsageError("--chat-template: unknown '" + forced_template +
+                     "' (known: " + model::kChatTemplateNames + ")");
+  }
   if (mo.model.empty()) mo.model = default_model();
 
-  const std::unique_ptr<Engine> engine = open_engine(mo, mo.engine_config());
+  EngineConfig config = mo.engine_config();
+  config.chat_template = forced_template;
+  const std::unique_ptr<Engine> engine = open_engine(mo, config);
   const EngineInfo& info = engine->info();
   if (mo.n_ctx > info.trained_context) {
     throw UsageError("-c " + std::to_string(mo.n_ctx) +
@@ -139,11 +148,26 @@ int cmd_run(int argc, char** argv) {
     messages.push_back({"user", prompt});
     text = engine->apply_chat_template(messages, true);
   }
+  TokenPrompt ids{engine->tokenize(text)};
+  const auto n_prompt = static_cast<int64_t>(ids.tokens.size());
+  if (n_prompt >= info.context_size) {
+    const std::string what = "the prompt has " + std::to_string(n_prompt) + " tokens";
+    if (mo.n_ctx > 0) {
+      throw UsageError(what + ": -c " + std::to_string(mo.n_ctx) +
+                       " leaves no room to generate (the model's context is " +
+                       std::to_string(info.trained_context) + ")");
+    }
+    throw InputError(what + ", which leaves no room to generate in the model's context of " +
+                     std::to_string(info.context_size) + " tokens");
+  }
   go.max_tokens = n_predict >= 0 ? n_predict : info.context_size;
 
-  if (display_prompt) std::fputs(sanitize_utf8(prompt).c_str(), stdout);
+  if (display_prompt) {
+    const std::string shown = sanitize_utf8(prompt);
+    std::fwrite(shown.data(), 1, shown.size(), stdout);
+  }
   std::fflush(stdout);
-  const GenerateResult r = engine->generate(text, go, [](std::string_view piece) {
+  const GenerateResult r = engine->generate(std::move(ids), go, [](std::string_view piece) {
     // Pieces are whole characters; bytes that form none become U+FFFD.
     const std::string valid = sanitize_utf8(piece);
     std::fwrite(valid.data(), 1, valid.size(), stdout);
@@ -155,11 +179,12 @@ int cmd_run(int argc, char** argv) {
   const GenerateTimings& t = r.timings;
   const auto n = static_cast<long long>(r.tokens.size());
   std::fprintf(stderr,
-               "\nprompt: %lld tokens (%.1f t/s) | generation: %lld tokens (%.1f t/s) | time to "
-               "first token: %.1f ms | stopped: %s | threads %d, kernels %s\n",
-               static_cast<long long>(r.prompt_tokens), t.prompt_tokens_per_second, n,
-               t.generation_tokens_per_second, t.time_to_first_token_ms, to_string(r.stop_reason),
-               info.threads, info.kernels.c_str());
+               "\nprompt: %lld token%s (%.1f t/s) | generation: %lld token%s (%.1f t/s) | time "
+               "to first token: %.1f ms | stopped: %s | threads %d, kernels %s\n",
+               static_cast<long long>(r.prompt_tokens), r.prompt_tokens == 1 ? "" : "s",
+               t.prompt_tokens_per_second, n, n == 1 ? "" : "s", t.generation_tokens_per_second,
+               t.time_to_first_token_ms, to_string(r.stop_reason), info.threads,
+               info.kernels.c_str());
   if (!profile_path.empty()) {
     std::ofstream out(profile_path);
     out << engine->profile_json(profile_series) << "\n";

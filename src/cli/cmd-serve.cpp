@@ -26,7 +26,8 @@ constexpr const char* kUsage =
     "      [--max-queue N] [--api-key KEY | --api-key-file FILE] [--timeout S] [--grace S]\n"
     "      [--max-body BYTES] [--alias NAME] [--kv f16|f32]";
 
-constexpr const char* kHelp = R"(  endpoints (docs/SERVING.md): POST /v1/chat/completions, POST /v1/completions (stream: true
+constexpr const char* kHelp =
+    R"(  endpoints (docs/SERVING.md): POST /v1/chat/completions, POST /v1/completions (stream: true
   for Server-Sent Events), GET /v1/models, POST /tokenize, POST /detokenize, GET /health,
   GET /metrics (Prometheus)
   -m MODEL            GGUF file or Hugging Face directory; without it the built-in default model
@@ -56,8 +57,7 @@ std::string read_key_file(const std::string& path) {
   std::string key;
   std::getline(f, key);
   while (!key.empty() && (key.back() == '\r' || key.back() == ' ')) key.pop_back();
-  if (key.empty())
-    throw InputError("--api-key-file: " + path + " has an empty first line");
+  if (key.empty()) throw InputError("--api-key-file: " + path + " has an empty first line");
   return key;
 }
 
@@ -91,7 +91,7 @@ int cmd_serve(int argc, char** argv) {
       have_key = true;
       if (so.api_key.empty()) throw UsageError("--api-key: the key is empty");
     } else if (a == "--api-key-file") {
-      key_file = args.value(a);
+      key_file = args.path_value(a);
     } else if (a == "--timeout") {
       so.io_timeout_s = static_cast<int>(args.int_value(a, 1, 86400));
     } else if (a == "--grace") {
@@ -155,6 +155,7 @@ int cmd_serve(int argc, char** argv) {
     server.shutdown(0);
     stop_signal_thread();
     const std::string msg = e.what();
+    if (msg.find("cannot allocate") != std::string::npos) throw std::runtime_error(msg);
     if (msg.rfind("EngineConfig", 0) == 0) throw UsageError(msg);
     throw InputError(msg);
   } catch (...) {

@@ -37,7 +37,7 @@ int cmd_tokenize(int argc, char** argv) {
       text = args.value(a);
       have_text = true;
     } else if (a == "-f" || a == "--file") {
-      file = args.value(a);
+      file = args.path_value(a);
     } else if (a == "--no-bos") {
       bos = false;
     } else if (a == "--no-parse-special") {

@@ -1,6 +1,7 @@
 // bitnet: command-line entry point. Errors surface here as one clear line and the exit code of
 // their kind (cli-common.h): usage 2, bad model or input file 3, any other failure 1.
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -116,13 +117,31 @@ void print_version() {
               bitnet::kernels::isa_name(bitnet::kernels::active_kernels().isa));
 }
 
-// Errors are printed as one line: a message that spans lines (a list of problems) is joined.
+// Errors are printed as one line: a message that spans lines (a list of problems) is joined,
+// control characters from a file (a CR in a token string) are escaped, bytes that are not UTF-8
+// become U+FFFD, and a message quoting a huge input is cut.
 std::string one_line(const char* what) {
-  std::string s = what;
-  for (size_t p; (p = s.find('\n')) != std::string::npos;) {
-    size_t e = p + 1;
-    while (e < s.size() && s[e] == ' ') ++e;
-    s.replace(p, e - p, "; ");
+  constexpr size_t kMaxBytes = 1500;
+  std::string s;
+  const std::string in = what;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const auto c = static_cast<unsigned char>(in[i]);
+    if (c == '\n') {
+      while (i + 1 < in.size() && in[i + 1] == ' ') ++i;
+      if (i + 1 < in.size()) s += "; ";
+    } else if (c < 0x20 || c == 0x7f) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\x%02X", c);
+      s += esc;
+    } else {
+      s += static_cast<char>(c);
+    }
+  }
+  s = bitnet::cli::sanitize_utf8(s);
+  if (s.size() > kMaxBytes) {
+    size_t cut = kMaxBytes;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+    s = s.substr(0, cut) + "... (cut)";
   }
   return s;
 }
@@ -146,7 +165,13 @@ int main(int argc, char** argv) {
   const Command* command = nullptr;
   try {
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
-      if (argc > 2) {
+      const std::string topic = argc > 2 ? argv[2] : "";
+      if (argc > 3) {
+        std::fprintf(stderr, "bitnet help: takes one COMMAND, found '%s' after '%s'\n", argv[3],
+                     argv[2]);
+        return kExitUsage;
+      }
+      if (!topic.empty() && topic != "help" && topic != "--help" && topic != "-h") {
         const Command* c = find_command(argv[2]);
         if (!c) {
           std::fprintf(stderr, "bitnet help: unknown command '%s' (see 'bitnet help')\n", argv[2]);
@@ -159,15 +184,34 @@ int main(int argc, char** argv) {
       return kExitOk;
     }
     if (cmd == "--version" || cmd == "version") {
+      if (argc > 2) {
+        std::fprintf(stderr, "bitnet %s: takes no arguments, found '%s'\n", cmd.c_str(), argv[2]);
+        return kExitUsage;
+      }
       print_version();
       return kExitOk;
+    }
+    // A bad BITNET_FORCE_ISA is the user's setting, not the model's fault: said first, exit 2.
+    try {
+      (void)bitnet::kernels::active_kernels();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bitnet: BITNET_FORCE_ISA: %s\n", one_line(e.what()).c_str());
+      return kExitUsage;
     }
     command = find_command(cmd);
     if (!command) {
       std::fprintf(stderr, "bitnet: unknown command '%s' (see 'bitnet help')\n", cmd.c_str());
       return kExitUsage;
     }
-    return command->run(argc - 1, argv + 1);
+    const int rc = command->run(argc - 1, argv + 1);
+    // Output that could not be written (a full disk, a closed pipe) is a failure, not success.
+    errno = 0;
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+      std::fprintf(stderr, "bitnet %s: error: writing the output failed%s%s\n", cmd.c_str(),
+                   errno ? ": " : "", errno ? std::strerror(errno) : "");
+      return kExitFailure;
+    }
+    return rc;
   } catch (const HelpRequested&) {
     if (command) print_command_help(*command);
     return kExitOk;

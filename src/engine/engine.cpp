@@ -293,6 +293,7 @@ Engine::Impl::Impl(const std::string& path, const EngineConfig& cfg) : config(cf
   info.kernels = kernels::isa_name(kernels::active_kernels().isa);
   info.weights_source = source_name(weights->report().source);
   info.load_seconds = weights->report().seconds;
+  info.weights_note = weights->report().cache_reason;
   weights_bytes = engine::weights_bytes(*weights);
 
   items.reserve(static_cast<size_t>(bo.max_batch_tokens));
@@ -720,7 +721,11 @@ void Engine::submit(TokenPrompt prompt, const GenerateOptions& options, TokenCal
 
 std::vector<int32_t> Engine::tokenize(std::string_view text, bool add_special,
                                       bool parse_special) const {
-  return impl_->tok->encode(text, add_special, parse_special);
+  const int64_t t0 = perf_ticks();
+  std::vector<int32_t> ids = impl_->tok->encode(text, add_special, parse_special);
+  std::lock_guard lock(impl_->stats_mu);
+  impl_->monitor.add(PerfOp::Tokenize, perf_ticks() - t0);
+  return ids;
 }
 
 std::string Engine::detokenize(std::span<const int32_t> tokens, bool render_special) const {

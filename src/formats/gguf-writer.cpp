@@ -1,5 +1,6 @@
 // GGUF v3 writer: header, kvs and tensor infos first, then each tensor's data at the next multiple
 // of the alignment, padded to the alignment at the end as well (as gguf-py and llama.cpp do).
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <utility>
 
@@ -121,9 +123,31 @@ uint64_t align_up(uint64_t x, uint64_t a) {
 }
 
 // Owns the temporary file until it is renamed: any exit before commit() removes it.
+// The file is written beside its target and renamed over it, so a reader never sees half a file.
+// A target that is a symbolic link is written through (the link's target is replaced, the link
+// kept); one that exists but is not a regular file (a device, a FIFO, a directory) is refused:
+// renaming over it would replace /dev/null by a file.
+std::string resolve_target(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return path;  // absent: created
+  std::string target = path;
+  if (S_ISLNK(st.st_mode)) {
+    std::error_code ec;
+    const auto canonical = std::filesystem::weakly_canonical(path, ec);
+    if (ec) throw std::runtime_error(path + ": cannot resolve the symbolic link: " + ec.message());
+    target = canonical.string();
+    if (::stat(target.c_str(), &st) != 0) return target;  // a dangling link: its target created
+  }
+  if (!S_ISREG(st.st_mode)) {
+    throw std::runtime_error(path + ": exists and is not a regular file; refusing to replace it");
+  }
+  return target;
+}
+
 class TempFile {
  public:
-  explicit TempFile(std::string target) : target_(std::move(target)), tmp_(target_ + ".tmp") {
+  explicit TempFile(const std::string& target)
+      : target_(resolve_target(target)), tmp_(target_ + ".tmp") {
     f_ = std::fopen(tmp_.c_str(), "wb");
     if (!f_) fail("open");
   }

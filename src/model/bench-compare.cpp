@@ -39,6 +39,10 @@ std::vector<std::string> setup_differences(const BenchReport& a, const BenchRepo
            std::to_string(r.ternary_params) + " ternary parameters)";
   };
   differ("model", model_id(a), model_id(b));
+  if (a.model_bytes && b.model_bytes && a.model_bytes != b.model_bytes) {
+    differ("model file size", std::to_string(a.model_bytes) + " bytes",
+           std::to_string(b.model_bytes) + " bytes");
+  }
   const auto kv = [](const BenchParams& p) { return p.kv == KvType::F16 ? "f16" : "f32"; };
   differ("KV type", kv(a.params), kv(b.params));
   differ("kernels", a.machine.isa, b.machine.isa);

@@ -249,8 +249,10 @@ ojson to_json(const BenchReport& r) {
                   {"hardware_threads", r.machine.hardware_threads},
                   {"isa", r.machine.isa},
                   {"layout", r.machine.layout}};
-  j["model"] = {
-      {"path", r.model_path}, {"name", r.model_name}, {"ternary_params", r.ternary_params}};
+  j["model"] = {{"path", r.model_path},
+                {"name", r.model_name},
+                {"ternary_params", r.ternary_params},
+                {"bytes", r.model_bytes}};
   const BenchParams& p = r.params;
   j["params"] = {{"n_prompt", p.n_prompt},
                  {"n_gen", p.n_gen},
@@ -309,6 +311,8 @@ BenchReport report_from_json(const json& j) {
   r.model_path = field<std::string>(mo, "path", "model");
   r.model_name = field<std::string>(mo, "name", "model");
   r.ternary_params = field<int64_t>(mo, "ternary_params", "model");
+  // Absent in reports written before it was recorded: 0, not compared.
+  r.model_bytes = mo.contains("bytes") ? field<uint64_t>(mo, "bytes", "model") : 0;
   const json p = field<json>(j, "params", top);
   r.params.n_prompt = field<std::vector<int64_t>>(p, "n_prompt", "params");
   r.params.n_gen = field<std::vector<int64_t>>(p, "n_gen", "params");
@@ -349,8 +353,8 @@ BenchReport report_from_json(const json& j) {
 
 // ---- running ----------------------------------------------------------------------------------
 
-BenchReport run_bench(const ModelWeights& weights, const std::string& model_path,
-                      const BenchParams& params, BenchProgress progress) {
+BenchReport bench_header(const ModelWeights& weights, const std::string& model_path,
+                         const BenchParams& params) {
   const ModelConfig& cfg = weights.config();
   if (params.threads.empty()) throw std::invalid_argument("bench: no thread count given");
   if (params.reps < 1) throw std::invalid_argument("bench: repetitions must be at least 1");
@@ -383,7 +387,19 @@ BenchReport run_bench(const ModelWeights& weights, const std::string& model_path
   rep.model_path = model_path;
   rep.model_name = weights.file().find_string("general.name").value_or("");
   rep.ternary_params = ternary_parameter_count(cfg);
+  rep.model_bytes = weights.file().file_size();
   rep.params = params;
+  return rep;
+}
+
+BenchReport run_bench(const ModelWeights& weights, const std::string& model_path,
+                      const BenchParams& params, BenchProgress progress) {
+  const ModelConfig& cfg = weights.config();
+  BenchReport rep = bench_header(weights, model_path, params);
+  const kernels::KernelTable& kt = kernels::active_kernels();
+  int64_t n_ctx = 1;  // the longest test's context (bench_header checked it fits)
+  for (int64_t n : params.n_prompt) n_ctx = std::max(n_ctx, n);
+  for (int64_t n : params.n_gen) n_ctx = std::max(n_ctx, params.gen_prompt + n);
 
   const double weight_bytes = decode_weight_bytes(weights);
   const double kv_elem = params.kv == KvType::F16 ? 2.0 : 4.0;

@@ -87,6 +87,7 @@ struct BenchReport {
   MachineInfo machine;
   std::string model_path, model_name;
   int64_t ternary_params = 0;
+  uint64_t model_bytes = 0;  // the model file's size (0: unknown, in older reports)
   BenchParams params;
   std::vector<BenchResult> results;
 
@@ -122,6 +123,11 @@ BenchReport report_from_json(const nlohmann::json& j);
 
 // Progress callback: called with a line before each test ("tg128/t2 ...").
 using BenchProgress = std::function<void(const std::string&)>;
+
+// The report's header (machine, model, parameters; no results) for these params: what the run
+// will be compared on. Throws like run_bench on bad params, before anything is measured.
+BenchReport bench_header(const ModelWeights& weights, const std::string& model_path,
+                         const BenchParams& params);
 
 // Runs every test of params on the loaded model. Throws std::invalid_argument on bad params (no
 // thread count, reps < 1, a size that does not fit the model's context...).

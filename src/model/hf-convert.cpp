@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "formats/tensor-codec.h"
+#include "model/model-validate.h"
 
 namespace bitnet::model {
 namespace {
@@ -212,6 +213,13 @@ HfCachedGguf hf_dir_to_cached_gguf(const std::string& dir, const std::string& ca
   // partial file, and one that has the old file mapped keeps reading the old one.
   const std::string tmp = out.path + "." + std::to_string(::getpid()) + ".partial";
   w.write(tmp);
+  try {
+    check_converted_model(tmp, abs.string());
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw;
+  }
   fs::rename(tmp, out.path, ec);
   if (ec) {
     std::error_code ignored;

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 #include "formats/ggml-types.h"
 #include "formats/tensor-codec.h"
@@ -163,6 +164,21 @@ Tokenizer load_model_tokenizer(const formats::GgufFile& file, const ModelConfig&
         " tokens but the model's vocabulary is " + std::to_string(config.n_vocab));
   }
   return tok;
+}
+
+void check_converted_model(const std::string& gguf_path, const std::string& source) {
+  const formats::GgufFile f = formats::GgufFile::open(gguf_path);
+  const ModelConfig config = read_model_config(f);
+  std::vector<std::string> problems = validate_tensors(config, f);
+  if (problems.empty()) {
+    const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+    ThreadPool pool(static_cast<int>(hw));
+    problems = validate_tensor_values(config, f, ValueCheck::All, &pool);
+  }
+  if (!problems.empty()) {
+    throw std::invalid_argument(problems_message(
+        source, "the converted model would not load (" + gguf_path + ")", problems));
+  }
 }
 
 std::string problems_message(const std::string& path, const std::string& what,

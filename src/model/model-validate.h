@@ -34,6 +34,11 @@ std::vector<std::string> validate_tensor_values(const ModelConfig& config,
 // model's vocabulary size. Throws std::invalid_argument naming the file.
 Tokenizer load_model_tokenizer(const formats::GgufFile& file, const ModelConfig& config);
 
+// The checks ModelWeights::load and inspect make, on a file just written by a converter: throws
+// std::invalid_argument "<source>: the converted model would not load: <problems>" so that a
+// checkpoint holding NaN or infinity fails at conversion, naming it, not at the first load.
+void check_converted_model(const std::string& gguf_path, const std::string& source);
+
 // Joins problems into one error message: "<path>: not a valid <arch> model: <first>; <second>; ...
 // (and N more: `bitnet inspect <path>` lists them)". At most `shown` problems are spelled out.
 std::string problems_message(const std::string& path, const std::string& what,
