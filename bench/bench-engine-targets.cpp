@@ -52,9 +52,9 @@
 #include "bitnet/engine.h"
 #include "core/perf-monitor.h"
 #include "kernels/ternary-matmul.h"
-#include "model/bench-stats.h"
 #include "model/bitnet-b158.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
+#include "tools/bench-stats.h"
 
 extern char** environ;
 

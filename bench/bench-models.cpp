@@ -8,7 +8,7 @@
 #include <system_error>
 
 #include "formats/gguf.h"
-#include "model/dummy-model.h"
+#include "tools/dummy-model.h"
 
 namespace bitnet::bench {
 namespace fs = std::filesystem;

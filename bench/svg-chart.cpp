@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <set>
 
-#include "model/svg-util.h"
+#include "tools/svg-util.h"
 
 namespace bitnet::bench {
 namespace {

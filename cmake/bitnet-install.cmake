@@ -5,13 +5,13 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(BITNET_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/bitnet)
-foreach(lib core kernels formats model engine warnings)
+foreach(lib core kernels formats tokenizer model convert engine warnings)
   set_target_properties(bitnet_${lib} PROPERTIES EXPORT_NAME ${lib})
   add_library(bitnet::${lib} ALIAS bitnet_${lib})
 endforeach()
 
-install(TARGETS bitnet_engine bitnet_model bitnet_formats bitnet_kernels bitnet_core
-                bitnet_warnings
+install(TARGETS bitnet_engine bitnet_convert bitnet_model bitnet_tokenizer bitnet_formats
+                bitnet_kernels bitnet_core bitnet_warnings
         EXPORT bitnet-targets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

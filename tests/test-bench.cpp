@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "model/bench-compare.h"
-#include "model/bench-plot.h"
-#include "model/bench-stats.h"
-#include "model/bench.h"
-#include "model/dummy-model.h"
+#include "tools/bench-compare.h"
+#include "tools/bench-plot.h"
+#include "tools/bench-stats.h"
+#include "tools/bench.h"
+#include "tools/dummy-model.h"
 
 namespace bitnet::model {
 namespace {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "model/chat-template.h"
+#include "tokenizer/chat-template.h"
 
 namespace bitnet::model {
 namespace {

@@ -19,7 +19,7 @@
 #include "core/fp16.h"
 #include "formats/ggml-types.h"
 #include "formats/gguf.h"
-#include "model/dummy-model.h"
+#include "tools/dummy-model.h"
 
 namespace bitnet {
 namespace {

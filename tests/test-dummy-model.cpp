@@ -19,9 +19,9 @@
 #include "formats/ggml-types.h"
 #include "formats/gguf.h"
 #include "formats/tensor-codec.h"
-#include "model/dummy-model.h"
-#include "model/dummy-tokenizer.h"
 #include "model/model-config.h"
+#include "tools/dummy-model.h"
+#include "tools/dummy-tokenizer.h"
 
 namespace bitnet::model {
 namespace {

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "model/dummy-model.h"
 #include "model/execution-plan.h"
+#include "tools/dummy-model.h"
 
 namespace bitnet::model {
 namespace {

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "convert/hf-checkpoint.h"
+#include "convert/hf-convert.h"
 #include "core/fp16.h"
 #include "core/thread-pool.h"
 #include "fixture-hf-tokenizer.h"
@@ -27,11 +29,9 @@
 #include "formats/gguf.h"
 #include "formats/tensor-codec.h"
 #include "model/bitnet-b158.h"
-#include "model/hf-checkpoint.h"
-#include "model/hf-convert.h"
 #include "model/model-config.h"
 #include "model/model-weights.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bitnet::model {
 namespace {
@@ -488,7 +488,7 @@ TEST_F(HfCheckpointTest, DirectoryLoadsThroughACachedConversion) {
   o.cache_dir = cache.string();
   o.layout = kernels::TernaryLayout::T2;
 
-  const auto direct = ModelWeights::load(dir_.string(), o);
+  const auto direct = load_weights(dir_.string(), o);
   const LoadReport& rep = direct->report();
   EXPECT_TRUE(rep.hf_converted);
   EXPECT_EQ(std::filesystem::path(rep.hf_gguf).parent_path(), cache);
@@ -515,7 +515,7 @@ TEST_F(HfCheckpointTest, DirectoryLoadsThroughACachedConversion) {
   }
 
   const auto mtime = std::filesystem::last_write_time(rep.hf_gguf);
-  const auto again = ModelWeights::load(dir_.string(), o);
+  const auto again = load_weights(dir_.string(), o);
   EXPECT_FALSE(again->report().hf_converted);
   EXPECT_EQ(again->report().hf_gguf, rep.hf_gguf);
   EXPECT_EQ(std::filesystem::last_write_time(rep.hf_gguf), mtime);
@@ -523,7 +523,7 @@ TEST_F(HfCheckpointTest, DirectoryLoadsThroughACachedConversion) {
   const auto config = dir_ / "config.json";
   std::filesystem::last_write_time(
       config, std::filesystem::last_write_time(config) + std::chrono::seconds(5));
-  const auto touched = ModelWeights::load(dir_.string(), o);
+  const auto touched = load_weights(dir_.string(), o);
   EXPECT_TRUE(touched->report().hf_converted);
   EXPECT_EQ(touched->report().hf_gguf, rep.hf_gguf);  // replaced in place
   EXPECT_NE(std::filesystem::last_write_time(rep.hf_gguf), mtime);

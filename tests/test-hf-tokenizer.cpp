@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "convert/hf-tokenizer.h"
 #include "fixture-hf-tokenizer.h"
 #include "formats/gguf.h"
-#include "model/hf-tokenizer.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bitnet::model {
 namespace {

@@ -28,8 +28,8 @@
 #include "formats/ggml-types.h"
 #include "formats/gguf.h"
 #include "formats/tensor-codec.h"
-#include "model/dummy-model.h"
-#include "model/kl-divergence.h"
+#include "tools/dummy-model.h"
+#include "tools/kl-divergence.h"
 
 extern char** environ;
 

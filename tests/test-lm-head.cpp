@@ -18,9 +18,9 @@
 #include "core/fp16.h"
 #include "formats/ggml-types.h"
 #include "formats/tensor-codec.h"
-#include "model/dummy-model.h"
 #include "model/lm-head.h"
 #include "model/model-weights.h"
+#include "tools/dummy-model.h"
 
 namespace bitnet::model {
 namespace {

@@ -14,7 +14,7 @@
 #include "formats/ggml-types.h"
 #include "formats/gguf.h"
 #include "model/model-config.h"
-#include "model/model-info.h"
+#include "tools/model-info.h"
 
 namespace bitnet::model {
 namespace {

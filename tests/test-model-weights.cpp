@@ -14,9 +14,9 @@
 
 #include "formats/ggml-types.h"
 #include "formats/tensor-codec.h"
-#include "model/dummy-model.h"
 #include "model/model-weights.h"
 #include "model/prepared-cache.h"
+#include "tools/dummy-model.h"
 
 namespace bitnet::model {
 namespace {

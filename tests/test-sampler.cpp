@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "model/sampler.h"
+#include "engine/sampler.h"
 
 // Counts every allocation made through the replaceable global operator new, so the test can show
 // that Sampler::sample and StopMatcher::feed make none.
@@ -43,7 +43,7 @@ void operator delete(void* p, std::size_t) noexcept {
   std::free(p);
 }
 
-namespace bitnet::model {
+namespace bitnet::engine {
 namespace {
 
 // Everything off except what a test turns on.
@@ -602,4 +602,4 @@ TEST(StopMatcher, EveryWayOfCuttingTheTextGivesTheSameResult) {
 }
 
 }  // namespace
-}  // namespace bitnet::model
+}  // namespace bitnet::engine

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "formats/gguf.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bitnet::model {
 namespace {

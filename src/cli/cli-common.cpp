@@ -12,6 +12,7 @@
 #include <iterator>
 #include <thread>
 
+#include "convert/hf-convert.h"
 #include "kernels/ternary-matmul.h"
 #include "model/model-validate.h"
 
@@ -229,7 +230,7 @@ std::unique_ptr<model::ModelWeights> load_model(const CommonModelOptions& o) {
   };
   std::unique_ptr<model::ModelWeights> w;
   try {
-    w = model::ModelWeights::load(o.model, lo);
+    w = model::load_weights(o.model, lo);
   } catch (const std::bad_alloc&) {
     throw;
   } catch (const std::exception& e) {

@@ -13,7 +13,7 @@
 #include "bitnet/engine.h"
 #include "model/bitnet-b158.h"
 #include "model/model-weights.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bitnet::cli {
 

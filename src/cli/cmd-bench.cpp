@@ -14,9 +14,9 @@
 
 #include "cli/cli-common.h"
 #include "cli/commands.h"
-#include "model/bench-compare.h"
-#include "model/bench-plot.h"
-#include "model/bench.h"
+#include "tools/bench-compare.h"
+#include "tools/bench-plot.h"
+#include "tools/bench.h"
 
 namespace bitnet::cli {
 namespace {

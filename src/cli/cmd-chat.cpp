@@ -13,9 +13,9 @@
 #include "cli/cli-common.h"
 #include "cli/commands.h"
 #include "cli/default-model.h"
-#include "model/chat-template.h"
-#include "model/sampler.h"
-#include "model/tokenizer.h"
+#include "engine/sampler.h"
+#include "tokenizer/chat-template.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bitnet::cli {
 namespace {
@@ -55,7 +55,7 @@ struct SigintHandler {
   ~SigintHandler() { sigaction(SIGINT, &old, nullptr); }
 };
 
-bool parse_sampling(Args& args, const std::string& a, model::SamplerParams& sp) {
+bool parse_sampling(Args& args, const std::string& a, engine::SamplerParams& sp) {
   if (a == "--temp") {
     sp.temperature = static_cast<float>(args.float_value(a, 0, 100));
   } else if (a == "--top-k") {
@@ -83,7 +83,7 @@ bool parse_sampling(Args& args, const std::string& a, model::SamplerParams& sp) 
 int cmd_chat(int argc, char** argv) {
   Args args(argc, argv, kUsage);
   CommonModelOptions mo;
-  model::SamplerParams sp;
+  engine::SamplerParams sp;
   int64_t n_predict = 256;
   std::string system, forced_template;
   bool verbose = false;
@@ -122,7 +122,7 @@ int cmd_chat(int argc, char** argv) {
   }
   ThreadPool pool(mo.resolved_threads());
   model::BitNetSession session(*weights, mo.session_options(weights->config()), pool);
-  model::Sampler sampler(sp, static_cast<int32_t>(session.n_vocab()));
+  engine::Sampler sampler(sp, static_cast<int32_t>(session.n_vocab()));
   std::vector<float> logits(static_cast<size_t>(session.n_vocab()));
   std::vector<model::ChatMessage> conversation;
   if (!system.empty()) conversation.push_back({"system", system});

@@ -9,11 +9,11 @@
 
 #include "cli/cli-common.h"
 #include "cli/commands.h"
+#include "convert/hf-checkpoint.h"
+#include "convert/hf-convert.h"
 #include "formats/ggml-types.h"
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
-#include "model/hf-checkpoint.h"
-#include "model/hf-convert.h"
 #include "model/model-validate.h"
 
 namespace bitnet::cli {

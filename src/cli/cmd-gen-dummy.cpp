@@ -9,7 +9,7 @@
 #include "cli/commands.h"
 #include "core/timer.h"
 #include "formats/ggml-types.h"
-#include "model/dummy-model.h"
+#include "tools/dummy-model.h"
 
 namespace bitnet::cli {
 namespace {

@@ -15,7 +15,7 @@
 #include "kernels/ternary-matmul.h"
 #include "model/execution-plan.h"
 #include "model/model-config.h"
-#include "model/model-info.h"
+#include "tools/model-info.h"
 
 namespace bitnet::cli {
 namespace {

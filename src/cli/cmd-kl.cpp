@@ -22,8 +22,8 @@
 #include "cli/cli-common.h"
 #include "cli/commands.h"
 #include "model/bitnet-b158.h"
-#include "model/kl-divergence.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
+#include "tools/kl-divergence.h"
 
 namespace bitnet::cli {
 namespace {

@@ -14,7 +14,7 @@
 #include "cli/cli-common.h"
 #include "cli/commands.h"
 #include "model/bitnet-b158.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bitnet::cli {
 namespace {

@@ -10,7 +10,7 @@
 #include "cli/cli-common.h"
 #include "cli/commands.h"
 #include "cli/default-model.h"
-#include "model/chat-template.h"
+#include "tokenizer/chat-template.h"
 
 namespace bitnet::cli {
 namespace {

@@ -9,7 +9,7 @@
 #include "cli/cli-common.h"
 #include "cli/commands.h"
 #include "formats/gguf.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bitnet::cli {
 namespace {

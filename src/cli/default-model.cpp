@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "model/dummy-model.h"
 #include "model/prepared-cache.h"
+#include "tools/dummy-model.h"
 
 namespace bitnet::cli {
 

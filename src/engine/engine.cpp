@@ -21,8 +21,8 @@
 #include "engine/model-cache.h"
 #include "kernels/ternary-matmul.h"
 #include "model/batched-session.h"
-#include "model/chat-template.h"
 #include "model/model-validate.h"
+#include "tokenizer/chat-template.h"
 
 namespace bitnet {
 namespace {

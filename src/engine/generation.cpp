@@ -23,8 +23,8 @@ bool all_finite(const float* x, int32_t n) {
 
 }  // namespace
 
-model::SamplerParams sampler_params(const GenerateOptions& o) {
-  model::SamplerParams sp;
+engine::SamplerParams sampler_params(const GenerateOptions& o) {
+  engine::SamplerParams sp;
   sp.temperature = o.temperature;
   sp.top_k = o.top_k;
   sp.top_p = o.top_p;
@@ -44,7 +44,7 @@ void validate_options(const GenerateOptions& o, int32_t n_vocab) {
     bad("top_logprobs must be in [0, 20], found " + std::to_string(o.top_logprobs));
   if (o.top_logprobs > 0 && !o.logprobs) bad("top_logprobs > 0 needs logprobs");
   try {
-    model::Sampler check(sampler_params(o), n_vocab);
+    engine::Sampler check(sampler_params(o), n_vocab);
   } catch (const std::exception& e) {
     bad(e.what());
   }
@@ -162,7 +162,7 @@ std::optional<int32_t> Generation::accept(float* logits, int64_t n_past) {
     }
   }
   const int64_t t0 = perf_ticks();
-  const model::StopMatcher::Step step = stop_.feed(detok_.push(next));
+  const engine::StopMatcher::Step step = stop_.feed(detok_.push(next));
   detok_ticks_ = perf_ticks() - t0;
   emit(step.emit);
   if (callback_refused_) {

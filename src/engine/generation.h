@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "bitnet/engine.h"
-#include "model/sampler.h"
-#include "model/tokenizer.h"
+#include "engine/sampler.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bitnet::engine {
 
@@ -31,7 +31,7 @@ struct CallbackError {
 };
 
 // The sampler parameters of the options.
-model::SamplerParams sampler_params(const GenerateOptions& options);
+engine::SamplerParams sampler_params(const GenerateOptions& options);
 // Throws bitnet::Error naming the option that is out of range (sampling, max_tokens, logprobs).
 void validate_options(const GenerateOptions& options, int32_t n_vocab);
 
@@ -51,7 +51,7 @@ class LogprobCalculator {
 // A validated, tokenized request waiting for a worker.
 struct Request {
   std::vector<int32_t> prompt;
-  model::SamplerParams sampling;
+  engine::SamplerParams sampling;
   GenerateOptions options;
   TokenCallback on_piece;
   std::promise<GenerateResult> promise;  // unused when on_done is set
@@ -92,8 +92,8 @@ class Generation {
   Request& request_;
   int64_t n_ctx_;
   const std::atomic<bool>* shutdown_;
-  model::Sampler sampler_;
-  model::StopMatcher stop_;
+  engine::Sampler sampler_;
+  engine::StopMatcher stop_;
   model::StreamingDetokenizer detok_;
   LogprobCalculator logprob_;
   std::vector<TokenLogprob> top_;  // [top_logprobs] of the current token

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "convert/hf-convert.h"
 #include "kernels/ternary-matmul.h"
 
 namespace bitnet::engine {
@@ -66,7 +67,7 @@ WeightsPtr ModelCache::acquire(const std::string& path, const model::LoadOptions
 
   WeightsPtr loaded;
   try {
-    loaded = model::ModelWeights::load(canonical.string(), options);
+    loaded = model::load_weights(canonical.string(), options);
   } catch (...) {
     {
       std::lock_guard lock(mu_);

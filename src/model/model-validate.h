@@ -14,7 +14,7 @@
 #include "core/thread-pool.h"
 #include "formats/gguf.h"
 #include "model/model-config.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bitnet::model {
 

@@ -11,7 +11,6 @@
 #include "core/thread-pool.h"
 #include "formats/ggml-types.h"
 #include "formats/tensor-codec.h"
-#include "model/hf-convert.h"
 #include "model/model-validate.h"
 #include "model/prepared-cache.h"
 
@@ -122,16 +121,15 @@ void ModelWeights::pack_all(ThreadPool& pool, const LoadOptions& options) {
   }
 }
 
+void ModelWeights::note_conversion(std::string converted_gguf, bool converted_now) {
+  report_.hf_gguf = std::move(converted_gguf);
+  report_.hf_converted = converted_now;
+}
+
 std::unique_ptr<ModelWeights> ModelWeights::load(const std::string& model_path,
                                                  const LoadOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
-  // A Hugging Face checkpoint directory: converted once into the cache directory (hf-convert.h).
-  HfCachedGguf hf;
-  if (std::filesystem::is_directory(model_path)) {
-    hf = hf_dir_to_cached_gguf(model_path,
-                               options.cache_dir.empty() ? default_cache_dir() : options.cache_dir);
-  }
-  const std::string& path = hf.path.empty() ? model_path : hf.path;
+  const std::string& path = model_path;
   formats::GgufOpenOptions open_options;
   open_options.mmap_threshold = options.mmap_threshold;
   std::unique_ptr<ModelWeights> m(new ModelWeights(GgufFile::open(path, open_options)));
@@ -173,8 +171,6 @@ std::unique_ptr<ModelWeights> ModelWeights::load(const std::string& model_path,
   const bool use_cache = options.cache == CacheMode::On ||
                          (options.cache == CacheMode::Auto && packed >= options.cache_min_bytes);
   LoadReport& rep = m->report_;
-  rep.hf_gguf = hf.path;
-  rep.hf_converted = hf.converted;
   if (use_cache) {
     const SourceIdentity id = identify_source(path);
     const std::string dir = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;

@@ -82,9 +82,8 @@ struct LoadReport {
 class ModelWeights {
  public:
   // Opens the GGUF file, validates it against its architecture (throws std::invalid_argument
-  // listing the problems, naming the file) and prepares every tensor. A directory holding a
-  // Hugging Face checkpoint is first converted into the cache directory (cache_dir, also with
-  // CacheMode::Off) unless a current conversion is there (hf-convert.h: hf_dir_to_cached_gguf).
+  // listing the problems, naming the file) and prepares every tensor. (Hugging Face directories
+  // are converted first by convert/hf-convert.h: load_weights.)
   static std::unique_ptr<ModelWeights> load(const std::string& path,
                                             const LoadOptions& options = {});
 
@@ -96,6 +95,9 @@ class ModelWeights {
   const RawTensor& output() const { return tied_ ? token_embd_ : output_; }  // the LM head
   const std::vector<float>& output_norm() const { return output_norm_; }
   const LoadReport& report() const { return report_; }
+
+  // Records that this GGUF is the conversion of a Hugging Face directory (LoadReport::hf_gguf).
+  void note_conversion(std::string converted_gguf, bool converted_now);
 
   // Every packed linear, in file order (qkv, attn_out, gate_up, down per layer).
   std::vector<const PackedLinear*> linears() const;

@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "model/dummy-model.h"
+#include "tools/dummy-model.h"
 
 namespace bitnet::test {
 

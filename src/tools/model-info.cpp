@@ -9,7 +9,7 @@
 //   totals: {tensors, parameters, ternary_parameters, bytes, by_type: {F16: {tensors, elements,
 //            bytes}, ...}}
 //   bytes_per_token (null without a config), valid, problems
-#include "model/model-info.h"
+#include "tools/model-info.h"
 
 #include <algorithm>
 #include <charconv>

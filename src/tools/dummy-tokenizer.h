@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "formats/gguf.h"
-#include "model/token-type.h"
+#include "tokenizer/token-type.h"
 
 namespace bitnet::model {
 

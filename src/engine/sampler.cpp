@@ -1,4 +1,4 @@
-#include "model/sampler.h"
+#include "engine/sampler.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <utility>
 
-namespace bitnet::model {
+namespace bitnet::engine {
 namespace {
 
 // Always-on invariant check for the per-token path, where throwing is not allowed.
@@ -239,4 +239,4 @@ std::string_view StopMatcher::flush() {
   return buffer_;
 }
 
-}  // namespace bitnet::model
+}  // namespace bitnet::engine

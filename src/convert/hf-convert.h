@@ -12,13 +12,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "convert/hf-checkpoint.h"
+#include "convert/hf-tokenizer.h"
 #include "formats/ggml-types.h"
 #include "formats/gguf.h"
-#include "model/hf-checkpoint.h"
-#include "model/hf-tokenizer.h"
+#include "model/model-weights.h"
 
 namespace bitnet::model {
 
@@ -44,6 +46,12 @@ HfConvertResult add_hf_checkpoint(const HfCheckpoint& checkpoint, const HfConver
 
 // The GGUF key that records which version of a checkpoint a cached conversion came from.
 inline constexpr const char* kHfSourceStampKey = "bitnet-cxx.hf_source_stamp";
+
+// The model at `path`: a GGUF file loaded as it is, or a Hugging Face checkpoint directory
+// converted once into the cache directory (options.cache_dir, else default_cache_dir(); also
+// with CacheMode::Off) by hf_dir_to_cached_gguf below, then loaded (LoadReport::hf_gguf names the
+// conversion). Throws what ModelWeights::load and the conversion throw.
+std::unique_ptr<ModelWeights> load_weights(const std::string& path, const LoadOptions& options);
 
 struct HfCachedGguf {
   std::string path;        // <cache_dir>/<dir name>.<hash of the absolute dir path>.gguf

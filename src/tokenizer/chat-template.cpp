@@ -1,4 +1,4 @@
-#include "model/chat-template.h"
+#include "tokenizer/chat-template.h"
 
 #include <stdexcept>
 

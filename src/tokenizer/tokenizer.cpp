@@ -1,6 +1,6 @@
 // Tokenizer: vocabulary loading, special tokens, the special-token partition, decoding.
 // The two algorithms live in tokenizer-bpe.cpp and tokenizer-spm.cpp.
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <utility>
 
-#include "model/tokenizer-internal.h"
+#include "tokenizer/tokenizer-internal.h"
 
 namespace bitnet::model {
 

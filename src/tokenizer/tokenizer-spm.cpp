@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "model/tokenizer-internal.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer-internal.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bitnet::model {
 

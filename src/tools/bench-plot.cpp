@@ -1,11 +1,11 @@
-#include "model/bench-plot.h"
+#include "tools/bench-plot.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <set>
 
-#include "model/svg-util.h"
+#include "tools/svg-util.h"
 
 namespace bitnet::model {
 namespace {

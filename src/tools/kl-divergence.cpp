@@ -1,4 +1,4 @@
-#include "model/kl-divergence.h"
+#include "tools/kl-divergence.h"
 
 #include <algorithm>
 #include <cassert>

@@ -1,4 +1,4 @@
-#include "model/hf-checkpoint.h"
+#include "convert/hf-checkpoint.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "model/dummy-model.h"
+#include "tools/dummy-model.h"
 
 #include <algorithm>
 #include <array>

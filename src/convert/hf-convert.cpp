@@ -1,4 +1,4 @@
-#include "model/hf-convert.h"
+#include "convert/hf-convert.h"
 
 #include <unistd.h>
 
@@ -14,6 +14,7 @@
 
 #include "formats/tensor-codec.h"
 #include "model/model-validate.h"
+#include "model/prepared-cache.h"
 
 namespace bitnet::model {
 namespace {
@@ -229,6 +230,15 @@ HfCachedGguf hf_dir_to_cached_gguf(const std::string& dir, const std::string& ca
   }
   out.converted = true;
   return out;
+}
+
+std::unique_ptr<ModelWeights> load_weights(const std::string& path, const LoadOptions& options) {
+  if (!std::filesystem::is_directory(path)) return ModelWeights::load(path, options);
+  const HfCachedGguf hf = hf_dir_to_cached_gguf(
+      path, options.cache_dir.empty() ? default_cache_dir() : options.cache_dir);
+  auto w = ModelWeights::load(hf.path, options);
+  w->note_conversion(hf.path, hf.converted);
+  return w;
 }
 
 }  // namespace bitnet::model

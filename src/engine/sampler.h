@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-namespace bitnet::model {
+namespace bitnet::engine {
 
 // Defaults follow llama.cpp's (common/common.h) except the seed, which is fixed so that two runs
 // with the same prompt and parameters produce the same text unless the user passes a seed.
@@ -102,4 +102,4 @@ class StopMatcher {
   bool stopped_ = false;
 };
 
-}  // namespace bitnet::model
+}  // namespace bitnet::engine

@@ -12,8 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include "model/tokenizer-internal.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer-internal.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bitnet::model {
 

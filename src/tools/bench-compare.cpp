@@ -1,4 +1,4 @@
-#include "model/bench-compare.h"
+#include "tools/bench-compare.h"
 
 #include <algorithm>
 #include <cstdio>

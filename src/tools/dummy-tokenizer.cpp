@@ -1,4 +1,4 @@
-#include "model/dummy-tokenizer.h"
+#include "tools/dummy-tokenizer.h"
 
 #include <cstdio>
 #include <stdexcept>

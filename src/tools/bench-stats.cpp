@@ -1,4 +1,4 @@
-#include "model/bench-stats.h"
+#include "tools/bench-stats.h"
 
 #include <algorithm>
 #include <cmath>

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "model/bench-stats.h"
-#include "model/bench.h"
+#include "tools/bench-stats.h"
+#include "tools/bench.h"
 
 namespace bitnet::model {
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "formats/gguf.h"
-#include "model/token-type.h"
+#include "tokenizer/token-type.h"
 
 struct pcre2_real_code_8;  // pcre2.h's pcre2_code_8, kept out of this header
 

@@ -26,8 +26,8 @@
 
 #include "formats/ggml-types.h"
 #include "formats/gguf.h"
-#include "model/dummy-tokenizer.h"
 #include "model/model-config.h"
+#include "tools/dummy-tokenizer.h"
 
 namespace bitnet::model {
 

@@ -1,4 +1,4 @@
-#include "model/hf-tokenizer.h"
+#include "convert/hf-tokenizer.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "model/tokenizer-internal.h"
+#include "tokenizer/tokenizer-internal.h"
 
 namespace bitnet::model {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "model/bench.h"
+#include "tools/bench.h"
 
 namespace bitnet::model {
 

@@ -1,4 +1,4 @@
-#include "model/bench.h"
+#include "tools/bench.h"
 
 #include <sys/resource.h>
 
@@ -13,8 +13,8 @@
 #include <thread>
 
 #include "kernels/machine-limits.h"
-#include "model/bench-stats.h"
-#include "model/dummy-model.h"
+#include "tools/bench-stats.h"
+#include "tools/dummy-model.h"
 
 namespace bitnet::model {
 namespace {
