@@ -127,7 +127,7 @@ TEST_F(EngineApi, TokenPromptGeneratesLikeTheTextPrompt) {
   EXPECT_NE(msg.find("chat"), std::string::npos) << msg;
   msg = error_message(
       [&] { engine.submit(bitnet::TokenPrompt{std::vector<int32_t>(600, 13)}, greedy(2)); });
-  EXPECT_NE(msg.find("context holds 512"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("in a context of 512 positions"), std::string::npos) << msg;
 }
 
 // tiny-b158's vocabulary has <|eot_id|> and no chat template key: BitNet 2B4T's format

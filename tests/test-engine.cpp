@@ -312,7 +312,7 @@ TEST_F(Engine, ErrorsAreBitnetErrorsNamingTheCause) {
   small.context_size = 8;
   bitnet::Engine engine(model_, small);
   EXPECT_EQ(engine.info().context_size, 8);
-  EXPECT_NE(error_message([&] { engine.generate(kPrompt); }).find("context holds 8"),
+  EXPECT_NE(error_message([&] { engine.generate(kPrompt); }).find("in a context of 8 positions"),
             std::string::npos);
   bitnet::GenerateOptions o;
   o.temperature = -1;

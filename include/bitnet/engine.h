@@ -102,6 +102,11 @@ struct EngineConfig {
   // runs the unfused operations. Results are identical either way; `bitnet inspect --plan` lists
   // the fusions and `bitnet bench --no-fuse` measures their gain.
   bool fused_norm_quant = true;
+  // The prefix cache: a finished request's slot keeps its keys and values, and a later request
+  // whose prompt starts with the same tokens (the next turn of a conversation, a shared system
+  // prompt) evaluates only the rest. Cached slots and pages are given up as soon as a request
+  // needs them, so they never delay one; results are identical with it on or off.
+  bool prefix_cache = true;
   // The model cache to load through; null: ModelCache::global(). The Engine keeps what it needs
   // alive, so the ModelCache object may be destroyed before the Engine.
   ModelCache* model_cache = nullptr;
@@ -177,6 +182,13 @@ struct GenerateOptions {
   // Called for each generated token on the thread driving the batch (as the piece callback); an
   // exception it throws fails the request.
   std::function<void(const TokenEvent&)> on_token;
+  // The raw logits (before penalties, temperature and truncation) in GenerateResult: of every
+  // prompt position (prompt_logits; the prompt is then evaluated in full, never taken from the
+  // prefix cache), and of each generated token's position (token_logits: the row it was sampled
+  // from). n_vocab floats per row: what perplexity and logit dumps need; costly on large
+  // vocabularies.
+  bool prompt_logits = false;
+  bool token_logits = false;
 };
 
 // A prompt given as token ids, evaluated as they are (no BOS is added). Each id must be in
@@ -219,6 +231,13 @@ struct GenerateResult {
   // tokens.size() * GenerateOptions::top_logprobs alternatives, each token's most likely first.
   std::vector<TokenLogprob> logprobs;
   std::vector<TokenLogprob> top_logprobs;
+  // Prompt tokens whose keys and values came from the prefix cache (EngineConfig::prefix_cache)
+  // instead of being evaluated: the results are the same either way.
+  int64_t cached_prompt_tokens = 0;
+  // With GenerateOptions::prompt_logits: [prompt_tokens][n_vocab]; with token_logits:
+  // [tokens.size() (+1 when stopped by an end-of-generation token)][n_vocab].
+  std::vector<float> prompt_logits;
+  std::vector<float> token_logits;
 };
 
 // Receives the generated text piece by piece (whole UTF-8 characters, stop strings withheld);
@@ -274,6 +293,11 @@ struct EngineStats {
   uint64_t kv_pages_total = 0;
   uint64_t kv_pages_in_use = 0;
   uint64_t kv_pages_peak = 0;
+  // Pages kept for the prefix cache (finished requests' keys and values, given up on demand);
+  // not in kv_pages_in_use.
+  uint64_t kv_pages_cached = 0;
+  uint64_t prefix_cache_hits = 0;      // requests that started from a cached prefix
+  uint64_t prefix_tokens_reused = 0;   // prompt tokens not evaluated thanks to it
   uint64_t steps = 0;        // forward steps run
   uint64_t step_tokens = 0;  // tokens evaluated by them (prompt chunks and decode tokens)
 };

@@ -158,8 +158,7 @@ bool CommonModelOptions::parse(Args& args) {
 }
 
 int CommonModelOptions::resolved_threads() const {
-  return threads > 0 ? threads
-                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return resolve_threads(threads);
 }
 
 int64_t CommonModelOptions::context(const model::ModelConfig& config, int64_t fallback) const {

@@ -13,9 +13,7 @@
 #include "cli/cli-common.h"
 #include "cli/commands.h"
 #include "cli/default-model.h"
-#include "engine/sampler.h"
 #include "tokenizer/chat-template.h"
-#include "tokenizer/tokenizer.h"
 
 namespace bitnet::cli {
 namespace {
@@ -55,7 +53,7 @@ struct SigintHandler {
   ~SigintHandler() { sigaction(SIGINT, &old, nullptr); }
 };
 
-bool parse_sampling(Args& args, const std::string& a, engine::SamplerParams& sp) {
+bool parse_sampling(Args& args, const std::string& a, GenerateOptions& sp) {
   if (a == "--temp") {
     sp.temperature = static_cast<float>(args.float_value(a, 0, 100));
   } else if (a == "--top-k") {
@@ -83,14 +81,14 @@ bool parse_sampling(Args& args, const std::string& a, engine::SamplerParams& sp)
 int cmd_chat(int argc, char** argv) {
   Args args(argc, argv, kUsage);
   CommonModelOptions mo;
-  engine::SamplerParams sp;
+  GenerateOptions go;
   int64_t n_predict = 256;
   std::string system, forced_template;
   bool verbose = false;
   while (args.more()) {
     if (mo.parse(args)) continue;
     const std::string a = args.next();
-    if (parse_sampling(args, a, sp)) continue;
+    if (parse_sampling(args, a, go)) continue;
     if (a == "-n" || a == "--n-predict") {
       n_predict = args.int_value(a, -1, int64_t{1} << 24);
     } else if (a == "--system") {
@@ -103,43 +101,41 @@ int cmd_chat(int argc, char** argv) {
       args.unknown(a);
     }
   }
-  model::ChatTemplateChoice tmpl;
-  if (!forced_template.empty()) {  // checked before the model loads
-    try {
-      tmpl = model::choose_chat_template(forced_template, std::nullopt, false, false);
-    } catch (const std::invalid_argument& e) {
-      throw UsageError(std::string("--chat-template: ") + e.what());
-    }
+  if (!forced_template.empty() && !model::chat_template_from_name(forced_template)) {
+    throw UsageError("--chat-template: unknown '" + forced_template +
+                     "' (known: " + model::kChatTemplateNames + ")");
   }
   if (mo.model.empty()) mo.model = default_model();
-  const auto weights = load_model(mo);
-  const model::Tokenizer tok = load_tokenizer(*weights);
-  if (forced_template.empty()) {
-    tmpl = model::choose_chat_template("", weights->file().find_string("tokenizer.chat_template"),
-                                       tok.find_token("<|eot_id|>").has_value(),
-                                       tok.find_token("<|start_header_id|>").has_value());
-    if (!tmpl.note.empty()) std::fprintf(stderr, "warning: %s\n", tmpl.note.c_str());
+  // Through the Engine with its prefix cache: each turn sends the whole conversation, and only
+  // the tokens its cached slot does not hold are evaluated.
+  EngineConfig config = mo.engine_config();
+  config.chat_template = forced_template;
+  const std::unique_ptr<Engine> engine = open_engine(mo, config);
+  const EngineInfo& info = engine->info();
+  if (mo.n_ctx > info.trained_context) {
+    throw UsageError("-c " + std::to_string(mo.n_ctx) +
+                     " is above the model's trained context of " +
+                     std::to_string(info.trained_context) + " tokens");
   }
-  ThreadPool pool(mo.resolved_threads());
-  model::BitNetSession session(*weights, mo.session_options(weights->config()), pool);
-  engine::Sampler sampler(sp, static_cast<int32_t>(session.n_vocab()));
-  std::vector<float> logits(static_cast<size_t>(session.n_vocab()));
-  std::vector<model::ChatMessage> conversation;
-  if (!system.empty()) conversation.push_back({"system", system});
+  if (!info.chat_template_note.empty()) {
+    std::fprintf(stderr, "warning: %s (choose one with --chat-template)\n",
+                 info.chat_template_note.c_str());
+  }
+  const int64_t n_ctx = info.context_size;
+  std::vector<ChatMessage> conversation;
   if (!system.empty()) {
-    const auto ids = tok.encode(model::apply_chat_template(tmpl.tmpl, conversation, false),
-                                model::chat_template_adds_bos(tmpl.tmpl), true);
-    if (static_cast<int64_t>(ids.size()) + 32 > session.n_ctx()) {
+    conversation.push_back({"system", system});
+    const auto ids = engine->tokenize(engine->apply_chat_template(conversation, false));
+    if (static_cast<int64_t>(ids.size()) + 32 > n_ctx) {
       throw UsageError("--system: the system message takes " + std::to_string(ids.size()) +
                        " tokens, leaving no room for a conversation in the context of " +
-                       std::to_string(session.n_ctx()));
+                       std::to_string(n_ctx));
     }
   }
-  std::vector<int32_t> cached;  // the tokens in the KV cache, in order
   std::fprintf(stderr,
                "chat template %s, context %lld tokens. Type a message; Ctrl-C stops a reply, "
                "Ctrl-D or /exit quits.\n",
-               model::chat_template_name(tmpl.tmpl), static_cast<long long>(session.n_ctx()));
+               info.chat_template.c_str(), static_cast<long long>(n_ctx));
   const SigintHandler sigint;
   bool interrupted_at_prompt = false;
   std::string line;
@@ -168,27 +164,24 @@ int cmd_chat(int argc, char** argv) {
     // The conversation must leave room for a reply of at least a few tokens: the oldest turns
     // (after the system message) are dropped until it does, as llama.cpp shifts its context.
     const int64_t room = std::min<int64_t>(n_predict < 0 ? 16 : n_predict, 16);
-    auto render = [&] {
-      return tok.encode(model::apply_chat_template(tmpl.tmpl, conversation, true),
-                        model::chat_template_adds_bos(tmpl.tmpl), true);
-    };
+    auto render = [&] { return engine->tokenize(engine->apply_chat_template(conversation, true)); };
     std::vector<int32_t> ids = render();
     int dropped = 0;
     const size_t first_turn = system.empty() ? 0 : 1;
-    while (static_cast<int64_t>(ids.size()) + room > session.n_ctx() &&
+    while (static_cast<int64_t>(ids.size()) + room > n_ctx &&
            conversation.size() > first_turn + 1) {
       conversation.erase(conversation.begin() + static_cast<ptrdiff_t>(first_turn));
       ++dropped;
       ids = render();
     }
-    if (static_cast<int64_t>(ids.size()) + room > session.n_ctx()) {
+    if (static_cast<int64_t>(ids.size()) + room > n_ctx) {
       conversation.pop_back();
-      const bool can_raise = session.n_ctx() < weights->config().n_ctx_train;
+      const bool can_raise = n_ctx < info.trained_context;
       std::fprintf(stderr,
                    "[this message needs %zu tokens with the chat template and the system "
                    "message, more than the context of %lld leaves for a reply%s; it was not "
                    "sent]\n",
-                   ids.size(), static_cast<long long>(session.n_ctx()),
+                   ids.size(), static_cast<long long>(n_ctx),
                    can_raise ? " (raise -c, up to the model's context)" : "");
       continue;
     }
@@ -196,45 +189,28 @@ int cmd_chat(int argc, char** argv) {
       std::fprintf(stderr, "[context full: the %d oldest message%s left the conversation]\n",
                    dropped, dropped == 1 ? "" : "s");
     }
-    // Evaluate only what the cache does not hold yet.
-    size_t common = 0;
-    while (common < cached.size() && common < ids.size() && cached[common] == ids[common]) ++common;
-    if (common == ids.size()) --common;  // the last token is evaluated again for its logits
+    go.max_tokens = n_predict < 0 ? n_ctx : n_predict;
+    const std::vector<int32_t> sent = ids;
+    const GenerateResult r =
+        engine->generate(TokenPrompt{std::move(ids)}, go, [](std::string_view p) {
+          const std::string shown = sanitize_utf8(p);
+          std::fwrite(shown.data(), 1, shown.size(), stdout);
+          std::fflush(stdout);
+          return g_interrupted == 0;  // Ctrl-C stops the reply, not the chat
+        });
+    std::fputs(r.stop_reason == StopReason::Callback ? " [stopped]\n" : "\n", stdout);
     if (verbose) {
+      const auto common = static_cast<size_t>(r.cached_prompt_tokens);
       std::string head;
-      for (size_t i = common; i < ids.size() && i < common + 8; ++i) {
+      for (size_t i = common; i < sent.size() && i < common + 8; ++i) {
         if (!head.empty()) head += ',';
-        head += std::to_string(ids[i]);
+        head += std::to_string(sent[i]);
       }
       std::fprintf(stderr, "[turn: %zu tokens reused from the cache, %zu evaluated: %s%s]\n",
-                   common, ids.size() - common, head.c_str(),
-                   ids.size() - common > 8 ? ",..." : "");
+                   common, sent.size() - common, head.c_str(),
+                   sent.size() - common > 8 ? ",..." : "");
     }
-    session.truncate(static_cast<int64_t>(common));
-    cached.resize(common);
-    session.eval(std::span<const int32_t>(ids).subspan(common), logits.data(), false);
-    cached.insert(cached.end(), ids.begin() + static_cast<ptrdiff_t>(common), ids.end());
-
-    model::StreamingDetokenizer detok(tok, false, false);
-    std::string reply;
-    for (int64_t i = 0; (n_predict < 0 || i < n_predict) && !g_interrupted; ++i) {
-      const int32_t next = sampler.sample(logits.data(), cached);
-      if (tok.is_eog(next)) break;
-      const std::string piece = detok.push(next);
-      reply += piece;
-      const std::string shown = sanitize_utf8(piece);
-      std::fwrite(shown.data(), 1, shown.size(), stdout);
-      std::fflush(stdout);
-      if (session.n_past() + 2 >= session.n_ctx()) break;  // room for the end of the turn
-      session.eval(std::span<const int32_t>(&next, 1), logits.data(), false);
-      cached.push_back(next);
-    }
-    const std::string rest = detok.flush();
-    reply += rest;
-    const std::string shown = sanitize_utf8(rest);
-    std::fwrite(shown.data(), 1, shown.size(), stdout);
-    std::fputs(g_interrupted ? " [stopped]\n" : "\n", stdout);
-    conversation.push_back({"assistant", reply});
+    conversation.push_back({"assistant", r.text});
   }
   std::fputs("\n", stdout);
   return kExitOk;

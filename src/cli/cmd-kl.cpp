@@ -21,8 +21,7 @@
 
 #include "cli/cli-common.h"
 #include "cli/commands.h"
-#include "model/bitnet-b158.h"
-#include "tokenizer/tokenizer.h"
+#include "formats/gguf.h"
 #include "tools/kl-divergence.h"
 
 namespace bitnet::cli {
@@ -91,17 +90,21 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t n_vocab, uint64_t seed) {
   return out;
 }
 
-// Both models must score the same token ids: the same vocabulary size and, when both files carry
-// a tokenizer, the same token strings.
-void check_same_vocabulary(const model::ModelWeights& base, const std::string& base_path,
-                           const model::ModelWeights& test, const std::string& test_path) {
-  const int64_t vb = base.config().n_vocab, vt = test.config().n_vocab;
-  if (vb != vt) {
-    throw InputError("vocabularies differ: --base " + base_path + " has " + std::to_string(vb) +
-                     " tokens, -m " + test_path + " has " + std::to_string(vt));
+// Both models must score the same token ids: the same vocabulary size and, when both files are
+// GGUF files carrying a tokenizer, the same token strings.
+void check_same_vocabulary(const EngineInfo& base, const std::string& base_path,
+                           const EngineInfo& test, const std::string& test_path) {
+  if (base.n_vocab != test.n_vocab) {
+    throw InputError("vocabularies differ: --base " + base_path + " has " +
+                     std::to_string(base.n_vocab) + " tokens, -m " + test_path + " has " +
+                     std::to_string(test.n_vocab));
   }
-  const auto* tb = base.file().find("tokenizer.ggml.tokens");
-  const auto* tt = test.file().find("tokenizer.ggml.tokens");
+  if (std::filesystem::is_directory(base_path) || std::filesystem::is_directory(test_path)) return;
+  const formats::GgufOpenOptions metadata_only{size_t{1} << 20};
+  const auto fb = formats::GgufFile::open(base_path, metadata_only);
+  const auto ft = formats::GgufFile::open(test_path, metadata_only);
+  const auto* tb = fb.find("tokenizer.ggml.tokens");
+  const auto* tt = ft.find("tokenizer.ggml.tokens");
   if (!tb || !tt || !tb->is_array_of<std::string>() || !tt->is_array_of<std::string>()) return;
   const auto& sb = tb->as_array<std::string>();
   const auto& st = tt->as_array<std::string>();
@@ -113,11 +116,11 @@ void check_same_vocabulary(const model::ModelWeights& base, const std::string& b
   }
 }
 
-// load_model, with the flag that named the file in front of any error.
-std::unique_ptr<model::ModelWeights> load_for(const CommonModelOptions& o,
-                                              const std::string& flag) {
+// open_engine, with the flag that named the file in front of any error about it.
+std::unique_ptr<Engine> engine_for(const CommonModelOptions& o, EngineConfig config,
+                                   const std::string& flag) {
   try {
-    return load_model(o);
+    return open_engine(o, std::move(config));
   } catch (const InputError& e) {
     throw InputError(flag + ": " + e.what());
   }
@@ -130,12 +133,12 @@ struct Input {
   std::optional<uint64_t> seed;
 };
 
-std::vector<int32_t> input_tokens(const Input& in, const model::ModelWeights& base) {
-  if (in.kind == "random") return random_tokens(in.random_n, base.config().n_vocab, *in.seed);
+std::vector<int32_t> input_tokens(const Input& in, const Engine& base) {
+  if (in.kind == "random") return random_tokens(in.random_n, base.info().n_vocab, *in.seed);
   if (in.kind == "tokens") return parse_token_list("--tokens", in.tokens);
   // -f and -p: the base model's tokenizer (check_same_vocabulary has made sure the test model's
   // agrees), BOS added when the vocabulary asks for it, control-token text kept as text.
-  return load_tokenizer(base).encode(in.text, true, false);
+  return base.tokenize(in.text, true, false);
 }
 
 std::string input_description(const Input& in) {
@@ -201,18 +204,23 @@ int cmd_kl(int argc, char** argv) {
   const model::KvType test_kv = mo.kv;
   if (!base_kv) base_kv = test_kv;
 
+  // Two Engines, one per configuration (they share the weights when the model is the same file):
+  // each window is one request scored from an empty context.
+  EngineConfig base_config = mo.engine_config(), test_config = mo.engine_config();
+  base_config.kv_type = *base_kv == model::KvType::F32 ? KvCacheType::F32 : KvCacheType::F16;
+  test_config.kv_type = test_kv == model::KvType::F32 ? KvCacheType::F32 : KvCacheType::F16;
+  base_config.quantize_activations = test_config.quantize_activations = !no_act_quant;
   CommonModelOptions bo = mo;
   bo.model = base_path;
-  const std::unique_ptr<model::ModelWeights> base_owned =
-      load_for(bo, base_path == mo.model ? "-m" : "--base");
-  std::unique_ptr<model::ModelWeights> test_owned;
-  if (!same_file(base_path, mo.model)) test_owned = load_for(mo, "-m");
-  const model::ModelWeights& base = *base_owned;
-  const model::ModelWeights& test = test_owned ? *test_owned : base;
-  if (test_owned) check_same_vocabulary(base, base_path, test, mo.model);
+  const std::unique_ptr<Engine> base =
+      engine_for(bo, base_config, base_path == mo.model ? "-m" : "--base");
+  const std::unique_ptr<Engine> test = engine_for(mo, test_config, "-m");
+  if (!same_file(base_path, mo.model)) {
+    check_same_vocabulary(base->info(), base_path, test->info(), mo.model);
+  }
 
-  const std::vector<int32_t> tokens = input_tokens(in, base);
-  const int64_t V = base.config().n_vocab;
+  const std::vector<int32_t> tokens = input_tokens(in, *base);
+  const int64_t V = base->info().n_vocab;
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (tokens[i] >= V) {
       throw UsageError(input_description(in) + ": token " + std::to_string(tokens[i]) + " at " +
@@ -226,40 +234,32 @@ int cmd_kl(int argc, char** argv) {
     if (in.kind == "file" || in.kind == "prompt") throw InputError(what);
     throw UsageError(what);
   }
-  const int64_t n_ctx_train = std::min(base.config().n_ctx_train, test.config().n_ctx_train);
+  const int64_t n_ctx_train = std::min(base->info().trained_context, test->info().trained_context);
   if (mo.n_ctx > n_ctx_train) {
     throw UsageError("-c " + std::to_string(mo.n_ctx) + " is above the trained context of " +
                      std::to_string(n_ctx_train) + " tokens");
   }
   const int64_t window = mo.n_ctx > 0 ? mo.n_ctx : std::min(n_tokens, n_ctx_train);
 
-  ThreadPool pool(mo.resolved_threads());
-  model::SessionOptions so_base = mo.session_options(base.config());
-  model::SessionOptions so_test = mo.session_options(test.config());
-  so_base.n_ctx = so_test.n_ctx = window;
-  so_base.kv = *base_kv;
-  so_test.kv = test_kv;
-  so_base.quantize_activations = so_test.quantize_activations = !no_act_quant;
-  model::BitNetSession s_base(base, so_base, pool);
-  model::BitNetSession s_test(test, so_test, pool);
-
-  std::vector<float> l_base(static_cast<size_t>(window * V)), l_test(l_base.size());
   std::vector<model::PositionComparison> cmp;
   std::vector<int64_t> cmp_pos;  // token index of each scored position
   double sec_base = 0, sec_test = 0;
   const int64_t n_windows = (n_tokens + window - 1) / window;
-  auto timed_eval = [](model::BitNetSession& s, std::span<const int32_t> t, float* out) {
+  GenerateOptions score;
+  score.max_tokens = 0;
+  score.prompt_logits = true;
+  auto timed_eval = [&](Engine& e, std::span<const int32_t> t, std::vector<float>& out) {
     const auto t0 = std::chrono::steady_clock::now();
-    s.reset();
-    s.eval(t, out, true);
+    out = e.generate(TokenPrompt{std::vector<int32_t>(t.begin(), t.end())}, score).prompt_logits;
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
+  std::vector<float> l_base, l_test;
   for (int64_t w = 0; w < n_windows; ++w) {
     const int64_t start = w * window, n = std::min(window, n_tokens - start);
     if (n < 2) break;  // a last window of one token has no next token to score
     const std::span<const int32_t> t(tokens.data() + start, static_cast<size_t>(n));
-    sec_base += timed_eval(s_base, t, l_base.data());
-    sec_test += timed_eval(s_test, t, l_test.data());
+    sec_base += timed_eval(*base, t, l_base);
+    sec_test += timed_eval(*test, t, l_test);
     for (int64_t i = 0; i + 1 < n; ++i) {
       const model::PositionComparison c =
           model::compare_position(l_base.data() + i * V, l_test.data() + i * V, V,
@@ -296,9 +296,9 @@ int cmd_kl(int argc, char** argv) {
     j["top1_agreement"] = s.top1_agreement;
     j["top1_same"] = s.top1_same;
     j["perplexity"] = {{"base", s.ppl_base}, {"test", s.ppl_test}, {"diff", ppl_diff}};
-    j["settings"] = {{"threads", pool.size()},
-                     {"layout", kernels::layout_name(base.layout())},
-                     {"kernels", kernels::isa_name(kernels::active_kernels().isa)},
+    j["settings"] = {{"threads", base->info().threads},
+                     {"layout", base->info().layout},
+                     {"kernels", base->info().kernels},
                      {"activation_quantization", !no_act_quant},
                      {"units", "nats"}};
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();

@@ -34,14 +34,6 @@ constexpr const char* kOptions =
     "                        float32 [rows][n_vocab])\n" BITNET_MODEL_OPTIONS_HELP
     "  -c, --ctx-size N      context in tokens (default: the model's, at most that)\n";
 
-int64_t argmax(const float* v, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i) {
-    if (v[i] > v[best]) best = i;
-  }
-  return best;
-}
-
 int cmd_logits(int argc, char** argv) {
   Args args(argc, argv, kUsage);
   CommonModelOptions mo;
@@ -84,49 +76,54 @@ int cmd_logits(int argc, char** argv) {
   // The outputs are checked before the work whose result they receive.
   check_writable("-o", prefix + ".f32");
   check_writable("-o", prefix + ".json");
-  const auto weights = load_model(mo);
-  if (!have_tokens) tokens = load_tokenizer(*weights).encode(text, true, true);
+  EngineConfig config = mo.engine_config();
+  config.quantize_activations = !no_act_quant;
+  const std::unique_ptr<Engine> engine = open_engine(mo, config);
+  const EngineInfo& info = engine->info();
+  if (mo.n_ctx > info.trained_context) {
+    throw UsageError("-c " + std::to_string(mo.n_ctx) +
+                     " is above the model's trained context of " +
+                     std::to_string(info.trained_context) + " tokens");
+  }
+  if (!have_tokens) tokens = engine->tokenize(text, true, true);
   if (tokens.empty()) throw UsageError("the input has no tokens (and the vocabulary adds no BOS)");
   for (const int32_t t : tokens) {
-    if (t >= weights->config().n_vocab) {
+    if (t >= info.n_vocab) {
       throw UsageError("--tokens: id " + std::to_string(t) + " is outside the vocabulary [0, " +
-                       std::to_string(weights->config().n_vocab) + ")");
+                       std::to_string(info.n_vocab) + ")");
     }
   }
-  ThreadPool pool(mo.resolved_threads());
-  model::SessionOptions so = mo.session_options(weights->config());
-  so.quantize_activations = !no_act_quant;
-  model::BitNetSession session(*weights, so, pool);
-  const int64_t V = session.n_vocab();
-  if (static_cast<int64_t>(tokens.size()) + std::max<int64_t>(greedy - 1, 0) > session.n_ctx()) {
+  const auto V = static_cast<size_t>(info.n_vocab);
+  if (static_cast<int64_t>(tokens.size()) + std::max<int64_t>(greedy - 1, 0) > info.context_size) {
     const std::string what = std::to_string(tokens.size()) + " tokens and " +
                              std::to_string(greedy) + " greedy steps do not fit the context of " +
-                             std::to_string(session.n_ctx());
+                             std::to_string(info.context_size);
     if (mo.n_ctx > 0) {
-      throw UsageError(what + " (-c; the model's is " +
-                       std::to_string(weights->config().n_ctx_train) + ")");
+      throw UsageError(what + " (-c; the model's is " + std::to_string(info.trained_context) + ")");
     }
     throw InputError(what + " (the model's)");
   }
 
-  std::vector<float> logits(tokens.size() * static_cast<size_t>(V));
+  // One request: every prompt row's logits, then greedy steps (argmax, ties to the lowest id,
+  // never stopping at an end-of-generation token) with the row each token was chosen from.
+  GenerateOptions go;
+  go.max_tokens = greedy;
+  go.temperature = 0;
+  go.repeat_penalty = 1;
+  go.ignore_eos = true;
+  go.prompt_logits = true;
+  go.token_logits = true;
   const auto t0 = std::chrono::steady_clock::now();
-  session.eval(tokens, logits.data(), true);
-  const double t_prompt =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::vector<int32_t> generated;
-  std::vector<float> row(static_cast<size_t>(V));
-  std::copy(logits.end() - V, logits.end(), row.begin());
-  const auto t1 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < greedy; ++i) {
-    const int32_t next = static_cast<int32_t>(argmax(row.data(), V));
-    generated.push_back(next);
-    if (i + 1 == greedy) break;  // the last greedy token needs no further logits row
-    session.eval(std::span<const int32_t>(&next, 1), row.data(), false);
-    logits.insert(logits.end(), row.begin(), row.end());
+  GenerateResult r = engine->generate(TokenPrompt{tokens}, go);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::vector<int32_t>& generated = r.tokens;
+  // Rows: the prompt's, then one per greedy step after the first (the first greedy token was
+  // chosen from the last prompt row).
+  std::vector<float> logits = std::move(r.prompt_logits);
+  if (r.token_logits.size() > V) {
+    logits.insert(logits.end(), r.token_logits.begin() + static_cast<ptrdiff_t>(V),
+                  r.token_logits.end());
   }
-  const double t_gen = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-
   for (size_t i = 0; i < logits.size(); ++i) {
     if (!std::isfinite(logits[i])) {
       throw std::runtime_error("row " + std::to_string(i / static_cast<size_t>(V)) +
@@ -157,11 +154,11 @@ int cmd_logits(int argc, char** argv) {
       "one row per prompt position, then one per greedy step after the first (the last prompt row "
       "is the logits of greedy token 0)";
   j["settings"] = {{"activation_quantization", !no_act_quant},
-                   {"kv", so.kv == model::KvType::F16 ? "f16" : "f32"},
-                   {"threads", pool.size()},
-                   {"n_ctx", session.n_ctx()},
-                   {"layout", kernels::layout_name(weights->layout())},
-                   {"kernels", kernels::isa_name(kernels::active_kernels().isa)}};
+                   {"kv", info.kv_type == KvCacheType::F16 ? "f16" : "f32"},
+                   {"threads", info.threads},
+                   {"n_ctx", info.context_size},
+                   {"layout", info.layout},
+                   {"kernels", info.kernels}};
   const std::string json_path = prefix + ".json";
   {
     std::ofstream out(json_path);
@@ -174,10 +171,9 @@ int cmd_logits(int argc, char** argv) {
   }
   std::fprintf(stderr, "wrote %s and %s (%zu rows)\n", json_path.c_str(), f32_path.c_str(),
                logits.size() / static_cast<size_t>(V));
-  std::fprintf(stderr, "prompt: %zu tokens in %.3f s (%.1f t/s); greedy: %lld tokens (%.1f t/s)\n",
-               tokens.size(), t_prompt, static_cast<double>(tokens.size()) / t_prompt,
-               static_cast<long long>(greedy),
-               greedy > 1 ? static_cast<double>(greedy - 1) / t_gen : 0.0);
+  std::fprintf(stderr, "prompt: %zu tokens (%.1f t/s); greedy: %zu tokens (%.1f t/s); %.3f s\n",
+               tokens.size(), r.timings.prompt_tokens_per_second, generated.size(),
+               r.timings.generation_tokens_per_second, secs);
   return kExitOk;
 }
 

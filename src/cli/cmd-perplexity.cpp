@@ -14,7 +14,6 @@
 
 #include "cli/cli-common.h"
 #include "cli/commands.h"
-#include "tokenizer/tokenizer.h"
 
 namespace bitnet::cli {
 namespace {
@@ -56,14 +55,25 @@ int cmd_perplexity(int argc, char** argv) {
   }
   const std::string text = read_input_file("-f", file);
 
-  const auto weights = load_model(mo);
-  const auto tok = load_tokenizer(*weights);
-  const std::vector<int32_t> tokens = tok.encode(text, true, false);
-  ThreadPool pool(mo.resolved_threads());
-  model::SessionOptions so = mo.session_options(weights->config());
-  so.n_ctx = mo.context(weights->config(), kDefaultChunk);
-  model::BitNetSession session(*weights, so, pool);
-  const int64_t n_ctx = session.n_ctx(), V = session.n_vocab();
+  // The Engine with a context of one chunk; each chunk is one request scored in full from an
+  // empty context (prompt_logits never takes positions from the prefix cache).
+  const std::unique_ptr<Engine> engine = [&] {
+    CommonModelOptions chunked = mo;
+    chunked.n_ctx = mo.n_ctx > 0 ? mo.n_ctx : kDefaultChunk;
+    EngineConfig config = chunked.engine_config();
+    auto e = open_engine(chunked, config);
+    if (mo.n_ctx > e->info().trained_context) {
+      throw UsageError("-c " + std::to_string(mo.n_ctx) +
+                       " is above the model's trained context of " +
+                       std::to_string(e->info().trained_context) + " tokens");
+    }
+    return e;
+  }();
+  const EngineInfo& info = engine->info();
+  const std::vector<int32_t> tokens = engine->tokenize(text, true, false);
+  const std::vector<int32_t> bos = engine->tokenize("", true, false);  // [BOS] when it adds one
+  const int64_t n_ctx = info.context_size;
+  const auto V = static_cast<size_t>(info.n_vocab);
   const auto n_tokens = static_cast<int64_t>(tokens.size());
   if (n_tokens < 2 * n_ctx) {
     throw InputError("-f " + file + ": " + std::to_string(n_tokens) + " tokens; perplexity with " +
@@ -74,44 +84,39 @@ int cmd_perplexity(int argc, char** argv) {
   int64_t chunks = n_tokens / n_ctx;
   if (max_chunks > 0) chunks = std::min(chunks, max_chunks);
   const int64_t first = n_ctx / 2;
-  std::fprintf(stderr,
-               "%lld tokens (%s BOS), %lld chunks of %lld, scoring positions %lld..%lld of each\n",
-               static_cast<long long>(n_tokens), tok.add_bos() ? "with" : "without",
-               static_cast<long long>(chunks), static_cast<long long>(n_ctx),
-               static_cast<long long>(first), static_cast<long long>(n_ctx - 2));
+  std::fprintf(
+      stderr, "%lld tokens (%s BOS), %lld chunk%s of %lld, scoring positions %lld..%lld of each\n",
+      static_cast<long long>(n_tokens), bos.empty() ? "without" : "with",
+      static_cast<long long>(chunks), chunks == 1 ? "" : "s", static_cast<long long>(n_ctx),
+      static_cast<long long>(first), static_cast<long long>(n_ctx - 2));
 
-  std::vector<float> logits(static_cast<size_t>(n_ctx * V));
+  GenerateOptions score;
+  score.max_tokens = 0;
+  score.prompt_logits = true;
   double nll = 0, nll2 = 0;
   int64_t count = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<int32_t> chunk(static_cast<size_t>(n_ctx));
   for (int64_t c = 0; c < chunks; ++c) {
     const int32_t* src = tokens.data() + c * n_ctx;
-    chunk.assign(src, src + n_ctx);
-    if (tok.add_bos() && tok.bos() >= 0) chunk[0] = tok.bos();
-    session.reset();
-    session.eval(chunk, logits.data(), true);
+    TokenPrompt chunk{std::vector<int32_t>(src, src + n_ctx)};
+    if (!bos.empty()) chunk.tokens[0] = bos.front();
+    const GenerateResult r = engine->generate(std::move(chunk), score);
+    const std::vector<float>& logits = r.prompt_logits;
     for (size_t i = 0; i < logits.size(); ++i) {
       if (!std::isfinite(logits[i])) {
-        throw std::runtime_error("chunk " + std::to_string(c + 1) + ", position " +
-                                 std::to_string(i / static_cast<size_t>(V)) +
-                                 ": the model produced a non-finite logit (token id " +
-                                 std::to_string(i % static_cast<size_t>(V)) + ")");
+        throw std::runtime_error(
+            "chunk " + std::to_string(c + 1) + ", position " + std::to_string(i / V) +
+            ": the model produced a non-finite logit (token id " + std::to_string(i % V) + ")");
       }
     }
     for (int64_t j = first; j < n_ctx - 1; ++j) {
-      const float* row = logits.data() + j * V;
+      const float* row = logits.data() + static_cast<size_t>(j) * V;
       double mx = -INFINITY;
-      for (int64_t v = 0; v < V; ++v) mx = std::max(mx, static_cast<double>(row[v]));
+      for (size_t v = 0; v < V; ++v) mx = std::max(mx, static_cast<double>(row[v]));
       double sum = 0;
-      for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v]) - mx);
+      for (size_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v]) - mx);
       const int32_t target = src[j + 1];
       const double term = -(static_cast<double>(row[target]) - mx - std::log(sum));
-      if (!std::isfinite(term)) {
-        throw std::runtime_error("chunk " + std::to_string(c + 1) + ", position " +
-                                 std::to_string(j) +
-                                 ": the model produced non-finite logits (NaN or infinity)");
-      }
       nll += term;
       nll2 += term * term;
       ++count;

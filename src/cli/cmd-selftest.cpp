@@ -174,7 +174,7 @@ BITNET_COMMAND("cpu", "cpu", "CPU features and the kernel variant in use", "", c
 
 int cmd_selftest(int argc, char** argv) {
   Args args(argc, argv, "selftest [-t N] [--quick]");
-  int threads = static_cast<int>(std::thread::hardware_concurrency());
+  int threads = hardware_threads();
   bool quick = false;
   while (args.more()) {
     const std::string a = args.next();

@@ -14,6 +14,7 @@
 #include "cli/cli-common.h"
 #include "cli/commands.h"
 #include "core/cpu-features.h"
+#include "core/thread-pool.h"
 #include "kernels/ternary-matmul.h"
 
 namespace bitnet::cli {
@@ -60,7 +61,7 @@ void print_indented(const std::string& text, const char* indent) {
 }
 
 std::string with_threads(std::string text) {
-  const std::string n = std::to_string(std::max(1u, std::thread::hardware_concurrency())) + " here";
+  const std::string n = std::to_string(bitnet::hardware_threads()) + " here";
   for (size_t p; (p = text.find("{threads}")) != std::string::npos;) text.replace(p, 9, n);
   return text;
 }

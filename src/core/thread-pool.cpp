@@ -9,6 +9,10 @@
 #endif
 
 namespace bitnet {
+
+int hardware_threads() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
 namespace {
 
 // About 30-100 us of spinning on current x86 cores before a worker goes to sleep: long enough to

@@ -19,6 +19,14 @@
 
 namespace bitnet {
 
+// The hardware threads of this machine (at least 1).
+int hardware_threads();
+// A thread count as configured: n > 0 as it is, 0 (or less) meaning all hardware threads. The one
+// place "0 means all cores" is decided.
+inline int resolve_threads(int n) {
+  return n > 0 ? n : hardware_threads();
+}
+
 class ThreadPool {
  public:
   // n_threads counts the calling thread: ThreadPool(1) starts no thread at all.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -96,6 +97,15 @@ Generation::Generation(const model::Tokenizer& tokenizer, Request& request, int6
     result_.top_logprobs.reserve(most * top_.size());
   }
   result_.prompt_tokens = static_cast<int64_t>(request.prompt.size());
+  const auto n_vocab = static_cast<size_t>(tokenizer.n_vocab());
+  if (request.options.prompt_logits) result_.prompt_logits.resize(request.prompt.size() * n_vocab);
+  if (request.options.token_logits) result_.token_logits.reserve(most * n_vocab);
+}
+
+void Generation::store_prompt_logits(int64_t pos, const float* logits) {
+  const auto n_vocab = static_cast<size_t>(tok_.n_vocab());
+  std::memcpy(result_.prompt_logits.data() + static_cast<size_t>(pos) * n_vocab, logits,
+              n_vocab * sizeof(float));
 }
 
 void Generation::emit(std::string_view piece) {
@@ -130,6 +140,9 @@ std::optional<int32_t> Generation::accept(float* logits, int64_t n_past) {
                 std::to_string(v) + ") at position " + std::to_string(n_past - 1) +
                 " (generated token " + std::to_string(generated) +
                 "): its weights or activations overflow");
+  }
+  if (request_.options.token_logits) {
+    result_.token_logits.insert(result_.token_logits.end(), logits, logits + n_vocab);
   }
   if (request_.options.ignore_eos) {
     for (const int32_t id : tok_.eog_tokens()) logits[id] = -std::numeric_limits<float>::infinity();
@@ -192,8 +205,10 @@ GenerateResult Generation::finish(std::optional<StopReason> reason) {
   if (t_start_ != Clock::time_point{}) {
     t.queue_ms = ms(request_.submitted, t_start_);
     const double prompt_ms = ms(t_start_, t_prompt_);
+    // The tokens evaluated: those from the prefix cache took no time.
+    const auto evaluated = result_.prompt_tokens - result_.cached_prompt_tokens;
     if (prompt_ms > 0)
-      t.prompt_tokens_per_second = 1000.0 * static_cast<double>(result_.prompt_tokens) / prompt_ms;
+      t.prompt_tokens_per_second = 1000.0 * static_cast<double>(evaluated) / prompt_ms;
   }
   const size_t n = result_.tokens.size();
   if (t_first_ != Clock::time_point{}) {

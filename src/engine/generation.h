@@ -72,7 +72,14 @@ class Generation {
     return request_.options.cancel.cancelled() || shutdown_->load(std::memory_order_relaxed);
   }
 
-  void prompt_started() { t_start_ = Clock::now(); }
+  // Called before each prompt chunk; the first call starts the prompt's clock.
+  void prompt_started() {
+    if (t_start_ == Clock::time_point{}) t_start_ = Clock::now();
+  }
+  // The first n prompt tokens came from the prefix cache (GenerateResult::cached_prompt_tokens).
+  void set_cached_prompt(int64_t n) { result_.cached_prompt_tokens = n; }
+  // With GenerateOptions::prompt_logits: the logits of prompt position pos.
+  void store_prompt_logits(int64_t pos, const float* logits);
   void prompt_done() { t_prompt_ = Clock::now(); }
   // logits: [n_vocab] for the last evaluated position (with ignore_eos, the end-of-generation
   // tokens' logits are set to -inf in place); n_past: positions now in the KV cache. May call the

@@ -23,8 +23,8 @@ BatchedSession::BatchedSession(const ModelWeights& weights, const BatchedOptions
                options.kv_pages > 0
                    ? options.kv_pages
                    : std::max<int64_t>(1, options.max_sequences) *
-                         ((std::max<int64_t>(1, n_ctx_) + options.kv_page_size - 1) /
-                          std::max<int64_t>(1, options.kv_page_size))) {
+                         KvPagePool::pages_for(std::max<int64_t>(1, n_ctx_),
+                                               std::max<int64_t>(1, options.kv_page_size))) {
   if (opt_.max_sequences < 1 || opt_.max_batch_tokens < 1 || n_ctx_ < 1) {
     throw std::invalid_argument("batched session: max_sequences (" +
                                 std::to_string(opt_.max_sequences) + "), max_batch_tokens (" +
@@ -105,6 +105,32 @@ void BatchedSession::reset_sequence(int slot) {
   kv_[s].clear();
   kv_[s].reserve(reserved_[s]);  // cannot fail: clear() just gave at least as many pages back
   n_past_[s] = 0;
+}
+
+void BatchedSession::truncate_sequence(int slot, int64_t n) {
+  check_slot(slot, "truncate_sequence");
+  const auto s = static_cast<size_t>(slot);
+  n_past_[s] = std::min(n_past_[s], std::max<int64_t>(n, 0));
+  kv_[s].truncate(n_past_[s]);
+}
+
+bool BatchedSession::set_reservation(int slot, int64_t positions) {
+  check_slot(slot, "set_reservation");
+  const auto s = static_cast<size_t>(slot);
+  const int64_t old = kv_[s].reservation();
+  kv_[s].release_reservation();
+  if (positions > 0 && !kv_[s].reserve(positions)) {
+    // Back to the reservation it had: the pages just released are free again, so this holds.
+    if (old > 0) kv_[s].reserve(reserved_[s]);
+    return false;
+  }
+  reserved_[s] = positions;
+  return true;
+}
+
+int64_t BatchedSession::pages_held(int slot) const {
+  check_slot(slot, "pages_held");
+  return kv_[static_cast<size_t>(slot)].pages();
 }
 
 int64_t BatchedSession::n_past(int slot) const {

@@ -65,6 +65,13 @@ class BatchedSession {
   // Forgets the slot's tokens (n_past = 0, its pages back to the pool) and keeps the slot and its
   // reservation.
   void reset_sequence(int slot);
+  // Keeps the slot's first min(n, n_past) positions and gives the pages past them back: a later
+  // step continues from position n (a cached prefix reused by the next request).
+  void truncate_sequence(int slot, int64_t n);
+  // Replaces the slot's reservation by one for `positions` (capped at n_ctx; the pages it holds
+  // count towards it); 0 gives the reservation back. False, and nothing changed, when the pool
+  // cannot promise the pages.
+  bool set_reservation(int slot, int64_t positions);
 
   // One forward pass over all items. logits receives one [n_vocab] row per item whose
   // wants_logits is set, in item order (may be null when no item asks); no items: nothing to do.
@@ -75,6 +82,7 @@ class BatchedSession {
   void step(std::span<const BatchItem> items, float* logits);
 
   int64_t n_past(int slot) const;  // throws std::invalid_argument for an unknown slot
+  int64_t pages_held(int slot) const;  // KV pages the slot's positions occupy
   int64_t n_ctx() const { return n_ctx_; }
   int64_t n_vocab() const { return cfg_.n_vocab; }
   int64_t max_sequences() const { return opt_.max_sequences; }

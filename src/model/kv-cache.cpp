@@ -56,7 +56,7 @@ void KvPagePool::release(int32_t page) {
 
 KvCache::KvCache(KvType type, int64_t n_layer, int64_t n_ctx, int64_t row_dim, int64_t page_size)
     : own_(std::make_unique<KvPagePool>(type, n_layer, row_dim, page_size,
-                                        std::max<int64_t>(1, (n_ctx + page_size - 1) / page_size))),
+                                        std::max<int64_t>(1, KvPagePool::pages_for(n_ctx, page_size)))),
       pool_(own_.get()),
       n_ctx_(n_ctx),
       page_(page_size),
@@ -109,6 +109,19 @@ int64_t KvCache::pages_needed(int64_t positions) const {
 void KvCache::clear() {
   for (int32_t p : table_) pool_->release(p);
   table_.clear();
+  pool_->reserved_ -= reservation_;
+  reservation_ = 0;
+}
+
+void KvCache::truncate(int64_t positions) {
+  const auto keep = static_cast<size_t>(pool_->pages_for(std::max<int64_t>(positions, 0)));
+  while (table_.size() > keep) {
+    pool_->release(table_.back());
+    table_.pop_back();
+  }
+}
+
+void KvCache::release_reservation() {
   pool_->reserved_ -= reservation_;
   reservation_ = 0;
 }

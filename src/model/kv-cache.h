@@ -47,7 +47,11 @@ class KvPagePool {
   int64_t peak_pages_in_use() const { return peak_; }
   // Free pages not promised to a reservation.
   int64_t available() const { return static_cast<int64_t>(free_.size()) - reserved_; }
-  int64_t pages_for(int64_t positions) const { return (positions + page_size_ - 1) / page_size_; }
+  int64_t pages_for(int64_t positions) const { return pages_for(positions, page_size_); }
+  // Pages of page_size positions that hold `positions`: the one formula, also before a pool exists.
+  static int64_t pages_for(int64_t positions, int64_t page_size) {
+    return (positions + page_size - 1) / page_size;
+  }
 
   size_t elem() const { return elem_; }
   uint8_t* k_row(int32_t page, int64_t layer, int64_t in_page) {
@@ -112,6 +116,11 @@ class KvCache {
   int64_t pages_needed(int64_t positions) const;
   // Gives every page and the reservation back to the pool.
   void clear();
+  // Keeps positions [0, positions) and gives the pages past them back to the pool (the reservation
+  // stays as it is).
+  void truncate(int64_t positions);
+  // Gives the reservation back to the pool (the pages held stay).
+  void release_reservation();
 
   // Stores n consecutive rows (stride ld) for positions [pos, pos + n) of layer l. Throws
   // std::out_of_range past n_ctx or when the pool has no page left (nothing is stored then).

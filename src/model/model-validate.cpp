@@ -171,8 +171,7 @@ void check_converted_model(const std::string& gguf_path, const std::string& sour
   const ModelConfig config = read_model_config(f);
   std::vector<std::string> problems = validate_tensors(config, f);
   if (problems.empty()) {
-    const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-    ThreadPool pool(static_cast<int>(hw));
+    ThreadPool pool(resolve_threads(0));
     problems = validate_tensor_values(config, f, ValueCheck::All, &pool);
   }
   if (!problems.empty()) {

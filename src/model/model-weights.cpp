@@ -138,8 +138,7 @@ std::unique_ptr<ModelWeights> ModelWeights::load(const std::string& model_path,
   const std::string what = "not a valid " + m->config_.arch_key + " model";
   if (!problems.empty()) throw std::invalid_argument(problems_message(path, what, problems));
   // Load-time work (value checks, packing) runs on options.threads (0: all cores).
-  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  ThreadPool pool(options.threads > 0 ? options.threads : static_cast<int>(hw));
+  ThreadPool pool(resolve_threads(options.threads));
   const auto bad_values =
       validate_tensor_values(m->config_, m->file_, ValueCheck::NonTernary, &pool);
   if (!bad_values.empty()) throw std::invalid_argument(problems_message(path, what, bad_values));

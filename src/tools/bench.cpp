@@ -380,7 +380,7 @@ BenchReport bench_header(const ModelWeights& weights, const std::string& model_p
   BenchReport rep;
   rep.timestamp = utc_now();
   rep.machine.cpu = cpu_model_name();
-  rep.machine.hardware_threads = static_cast<int>(std::thread::hardware_concurrency());
+  rep.machine.hardware_threads = hardware_threads();
   const kernels::KernelTable& kt = kernels::active_kernels();
   rep.machine.isa = kernels::isa_name(kt.isa);
   rep.machine.layout = kernels::layout_name(weights.layout());

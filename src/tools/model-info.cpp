@@ -224,7 +224,7 @@ ModelInfo gather_model_info(const GgufFile& f) {
     // The checks the engine makes when it loads the file, so that "valid" means it runs: every
     // value (ternary linears decoded as the loader decodes them) and the tokenizer.
     if (structure.empty()) {
-      ThreadPool pool(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+      ThreadPool pool(resolve_threads(0));
       for (std::string& p : validate_tensor_values(*info.config, f, ValueCheck::All, &pool)) {
         info.problems.push_back(std::move(p));
       }
