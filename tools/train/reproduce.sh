@@ -18,8 +18,8 @@ work="$(realpath -m "${1:-build/train}")"
 name=kjv-b158-4m
 py=/usr/bin/python3  # Debian's python, which has the Debian torch (not a pyenv/venv shim)
 # The shipped model's settings (docs/MODELS.md).
-model_args=(--dim 256 --layers 4 --heads 4 --kv-heads 2 --ffn 768 --seq 256 --batch 16
-            --steps "${BITNET_TRAIN_STEPS:-800}" --warmup 50 --eval-every 50 --threads 1)
+model_args=(--dim 256 --layers 4 --heads 4 --kv-heads 2 --ffn 768 --seq 256 --batch 8
+            --steps "${BITNET_TRAIN_STEPS:-1600}" --warmup 100 --eval-every 100 --threads 1)
 
 bash scripts/deps.sh python3-torch python3-numpy python3-sentencepiece libopenblas0-pthread \
   bible-kjv bible-kjv-text
@@ -31,11 +31,11 @@ $py tools/train/tokenizer.py --train "$work/data/train.txt" --out "$work/tok"
 
 echo "training the ternary and the full-precision model side by side (one thread each)..."
 nice -n 19 $py tools/train/train.py --data "$work/data" --tokenizer "$work/tok" \
-  --out "$work/ternary" --name "$name" --lr "${BITNET_TRAIN_LR:-2e-3}" "${model_args[@]}" \
+  --out "$work/ternary" --name "$name" --lr "${BITNET_TRAIN_LR:-3e-3}" "${model_args[@]}" \
   >"$work/ternary.log" 2>&1 &
 ternary=$!
 nice -n 19 $py tools/train/train.py --data "$work/data" --tokenizer "$work/tok" \
-  --out "$work/fp" --fp --lr "${BITNET_TRAIN_FP_LR:-1e-3}" "${model_args[@]}" \
+  --out "$work/fp" --fp --lr "${BITNET_TRAIN_FP_LR:-2e-3}" "${model_args[@]}" \
   >"$work/fp.log" 2>&1 &
 fp=$!
 wait $ternary || { cat "$work/ternary.log"; exit 1; }
