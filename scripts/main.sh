@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The main job on its built-in default: build the bitnet program and generate text with the
-# built-in default model - BitNet b1.58 2B4T shapes with RANDOM weights (no trained model is
-# available offline), generated once (about 1.2 GB, ~10 s) into ~/.cache/bitnet-cxx. The text is
-# meaningless; the speed is that of the real model's shapes. Extra arguments go to `bitnet run`.
+# built-in default model, models/kjv-b158-4m.gguf - a small BitNet b1.58 (ternary weights, int8
+# activations) trained from scratch in this repository on the King James Bible (tools/train,
+# docs/MODELS.md). It answers in the Bible's English. Extra arguments go to `bitnet run`
+# (-m MODEL for another model; -p, -n, --temp, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cmake --preset release >/dev/null
 cmake --build --preset release --target bitnet
-exec build/bin/bitnet run -p "The capital of France is" -n 32 "$@"
+exec build/bin/bitnet run --display-prompt -p "And God said unto Moses," -n 48 "$@"

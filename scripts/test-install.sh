@@ -22,3 +22,11 @@ if [[ -n "$model" && -f "$model" ]]; then
   echo "$out"
   [[ "$out" == *" List List List List List List List List List List List List List List List List" ]]
 fi
+# The installed bitnet finds the shipped default model in the prefix (share/bitnet-cxx/models/),
+# not in the source tree.
+if [[ -x "$tmp/prefix/bin/bitnet" ]]; then
+  err=$("$tmp/prefix/bin/bitnet" run -p "And God said" -n 2 2>&1 >/dev/null)
+  [[ "$err" == *"built-in default"*"$tmp/prefix/share/bitnet-cxx/models/"* ]] ||
+    { echo "installed bitnet did not use the installed default model: $err"; exit 1; }
+  echo "installed bitnet runs the installed default model"
+fi

@@ -2,27 +2,43 @@
 
 #include <cstdio>
 #include <filesystem>
-
-#include "model/prepared-cache.h"
-#include "tools/dummy-model.h"
+#include <stdexcept>
+#include <system_error>
 
 namespace bitnet::cli {
 
-// A 2B4T-shaped model with random weights in the cache directory, made on first use.
-std::string default_model() {
-  const std::string path = model::default_cache_dir() + "/default-2b4t-random.gguf";
-  if (!std::filesystem::exists(path)) {
-    std::fprintf(stderr,
-                 "no -m given: generating the built-in default model, BitNet 2B4T shapes with "
-                 "RANDOM weights (about 1.2 GB, once), at %s\n",
-                 path.c_str());
-    std::filesystem::create_directories(model::default_cache_dir());
-    model::write_dummy_model(model::find_dummy_preset("2b4t"), model::DummyOptions{}, path);
+std::vector<std::string> shipped_model_candidates() {
+  namespace fs = std::filesystem;
+  const std::string file = std::string(kShippedModelName) + ".gguf";
+  std::vector<std::string> out;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    out.push_back(
+        (exe.parent_path().parent_path() / "share" / "bitnet-cxx" / "models" / file).string());
   }
-  std::fprintf(stderr,
-               "model: built-in default (2B4T shapes, random weights: the text is meaningless; the "
-               "speed is real)\n");
-  return path;
+  out.push_back((fs::path(BITNET_SOURCE_MODELS_DIR) / file).string());
+  return out;
+}
+
+std::string default_model() {
+  const std::vector<std::string> candidates = shipped_model_candidates();
+  for (const std::string& path : candidates) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) continue;
+    std::fprintf(
+        stderr,
+        "model: built-in default %s (a small BitNet b1.58 trained from scratch on the King "
+        "James Bible; docs/MODELS.md), %s\n",
+        kShippedModelName, path.c_str());
+    return path;
+  }
+  std::string where;
+  for (const std::string& c : candidates) where += "\n  " + c;
+  throw std::runtime_error("no -m given and the built-in default model " +
+                           std::string(kShippedModelName) + ".gguf is in none of:" + where +
+                           "\n(give a model with -m, or `bitnet gen-dummy --preset 2b4t -o FILE` "
+                           "for the 2B4T-shaped random one)");
 }
 
 }  // namespace bitnet::cli

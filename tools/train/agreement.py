@@ -22,8 +22,14 @@ import torch
 import checkpoint
 import tokenizer
 
-PROMPTS = ["In the beginning God created", "And Jesus answered and said unto them,",
-           "The LORD is my shepherd;"]
+# Candidates; the N_PROMPTS whose greedy continuations keep a top-2 margin >= 1.0 the longest
+# are kept, so that the test's "greedy tokens identical where the margin allows" checks many steps.
+CANDIDATES = ["In the beginning God created", "And Jesus answered and said unto them,",
+              "The LORD is my shepherd;", "And God said unto Moses,",
+              "Blessed are the poor in spirit:", "And it came to pass, when", "Thus saith the LORD",
+              "Now the serpent was more subtil", "For God so loved the world,", "Hear, O Israel:",
+              "And the children of Israel", "Then said Jesus unto his disciples,"]
+N_PROMPTS = 3
 N_GREEDY = 16
 N_COLUMNS = 256
 
@@ -65,13 +71,18 @@ def main():
     print(f"held-out: {len(ids)} tokens; float64 reference perplexity {ppl:.4f} "
           f"({scored} scored tokens, n_ctx {n_ctx})")
 
-    prompts, rows_aq, rows_fp = [], [], []
-    for text in PROMPTS:
+    ranked = []
+    for text in CANDIDATES:
         toks = [bos] + tokenizer.encode(sp, text)
         gen = greedy(ref, toks, N_GREEDY)
-        seq = toks + gen[:-1]
-        aq, fp = ref.logits(seq), ref.logits(seq, act_quant=False)
+        aq = ref.logits(toks + gen[:-1])
         gen_margin = top2_margin(aq[len(toks) - 1:])
+        steady = next((i for i, m in enumerate(gen_margin) if m < 1.0), N_GREEDY)
+        ranked.append((-steady, CANDIDATES.index(text), text, toks, gen, aq, gen_margin))
+    prompts, rows_aq, rows_fp = [], [], []
+    for _, _, text, toks, gen, aq, gen_margin in sorted(ranked)[:N_PROMPTS]:
+        seq = toks + gen[:-1]
+        fp = ref.logits(seq, act_quant=False)
         prompts.append({"text": text, "tokens": toks, "greedy_tokens": gen,
                         "greedy_text": sp.decode(gen), "greedy_top2_margin": gen_margin,
                         "argmax": torch.argmax(aq, -1).tolist(), "top2_margin": top2_margin(aq),

@@ -2,7 +2,7 @@
 # Reproduces the shipped default model (models/kjv-b158-4m.gguf, its agreement files and the
 # model card's loss curves) from a fresh Debian 12 machine, and says how long it took.
 #
-#   bash tools/train/reproduce.sh [WORK_DIR]      (default build/train; about 1.5 h on 2 cores)
+#   bash tools/train/reproduce.sh [WORK_DIR]      (default build/train)
 #
 # Steps: Debian packages (bible-kjv for the text, python3-torch/numpy/sentencepiece, OpenBLAS so
 # torch's matmuls are fast); corpus (tools/train/corpus.py); tokenizer (tokenizer.py); the ternary
@@ -17,26 +17,29 @@ start=$SECONDS
 work="$(realpath -m "${1:-build/train}")"
 name=kjv-b158-4m
 py=/usr/bin/python3  # Debian's python, which has the Debian torch (not a pyenv/venv shim)
-# The shipped model's settings (docs/MODELS.md).
-model_args=(--dim 256 --layers 4 --heads 4 --kv-heads 2 --ffn 768 --seq 256 --batch 16
-            --steps "${BITNET_TRAIN_STEPS:-800}" --warmup 50 --eval-every 50 --threads 1)
-
-bash scripts/deps.sh python3-torch python3-numpy python3-sentencepiece libopenblas0-pthread \
-  bible-kjv bible-kjv-text
-cmake --preset release >/dev/null
-cmake --build --preset release --target bitnet
-mkdir -p "$work"
-$py tools/train/corpus.py --out "$work/data"
-$py tools/train/tokenizer.py --train "$work/data/train.txt" --out "$work/tok"
+# The shipped model's settings (docs/MODELS.md). The runs were planned for 1600 steps and, as
+# the shared machine turned out slower than planned, shortened twice: at step 600 to 1100 steps
+# and at step 700 to 900. Each invocation below stops where that happened, the next resumes with
+# the cosine decay recomputed for its --steps: this replays exactly what was done.
+model_args=(--dim 256 --layers 4 --heads 4 --kv-heads 2 --ffn 768 --seq 256 --batch 8
+            --warmup 100 --eval-every 100 --threads 1)
+phases=("--steps 1600 --stop-after 600" "--resume --steps 1100 --stop-after 700"
+        "--resume --steps 900")
 
 echo "training the ternary and the full-precision model side by side (one thread each)..."
-nice -n 19 $py tools/train/train.py --data "$work/data" --tokenizer "$work/tok" \
-  --out "$work/ternary" --name "$name" --lr "${BITNET_TRAIN_LR:-2e-3}" "${model_args[@]}" \
-  >"$work/ternary.log" 2>&1 &
+train() {  # OUT_DIR LOG extra-args...
+  local out=$1 log=$2
+  shift 2
+  for phase in "${phases[@]}"; do
+    # shellcheck disable=SC2086 # $phase is a list of options
+    nice -n 19 $py tools/train/train.py --data "$work/data" --tokenizer "$work/tok" --out "$out" \
+      "${model_args[@]}" $phase "$@" >>"$log" 2>&1 || return 1
+  done
+}
+rm -f "$work/ternary.log" "$work/fp.log"
+train "$work/ternary" "$work/ternary.log" --name "$name" --lr 3e-3 &
 ternary=$!
-nice -n 19 $py tools/train/train.py --data "$work/data" --tokenizer "$work/tok" \
-  --out "$work/fp" --fp --lr "${BITNET_TRAIN_FP_LR:-1e-3}" "${model_args[@]}" \
-  >"$work/fp.log" 2>&1 &
+train "$work/fp" "$work/fp.log" --fp --lr 2e-3 &
 fp=$!
 wait $ternary || { cat "$work/ternary.log"; exit 1; }
 wait $fp || { cat "$work/fp.log"; exit 1; }

@@ -69,7 +69,10 @@ def main():
     ap.add_argument("--max-train-tokens", type=int, default=0, help="use a slice (smoke runs)")
     ap.add_argument("--max-heldout-tokens", type=int, default=0)
     ap.add_argument("--name", default="bitnet-b158-kjv")
-    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/state.pt (with a "
+                    "different --steps the cosine decay is recomputed from there)")
+    ap.add_argument("--stop-after", type=int, default=0,
+                    help="save the state and stop at this step (resume later with --resume)")
     args = ap.parse_args()
 
     t_start = time.time()
@@ -119,7 +122,8 @@ def main():
     train_t = torch.from_numpy(train_ids)
     t0, losses = time.time(), []
     model.train()
-    while step < args.steps:
+    end = min(args.steps, args.stop_after) if args.stop_after else args.steps
+    while step < end:
         starts = torch.randint(0, len(train_ids) - args.seq - 1, (args.batch,), generator=gen)
         win = torch.stack([train_t[s:s + args.seq + 1] for s in starts.tolist()])
         x, y = win[:, :-1].clone(), win[:, 1:]
@@ -134,7 +138,7 @@ def main():
         opt.step()
         losses.append(loss.item())
         step += 1
-        if step % args.eval_every == 0 or step == args.steps:
+        if step % args.eval_every == 0 or step == end:
             elapsed = elapsed_before + time.time() - t0
             held = heldout_loss(model, held_ids, bos, args.seq)
             rec = {"step": step, "tokens": step * args.batch * args.seq,
@@ -150,7 +154,7 @@ def main():
                         "gen": gen.get_state(), "step": step, "elapsed": elapsed,
                         "cfg": cfg.to_dict()}, state_path + ".tmp")
             os.replace(state_path + ".tmp", state_path)
-    if cfg.quant:
+    if cfg.quant and step == args.steps:
         checkpoint.export(model, args.tokenizer, os.path.join(args.out, args.name), args.name)
     print(f"done: {step} steps in {(time.time() - t_start) / 60:.1f} min wall "
           f"(this invocation)", flush=True)
