@@ -178,6 +178,7 @@ struct KernelTable {
   MatmulFn matmul[kNumLayouts];  // indexed by TernaryLayout
   PeakFn int8_peak;
   int64_t int8_peak_macs_per_iteration;  // u8 x s8 multiply-adds per iteration of int8_peak
+  const char* int8_peak_mix;             // the instructions int8_peak runs, for reports
   StreamReadFn stream_read;
   DotF32Fn dot_f32;
   DotF16Fn dot_f16;

@@ -499,6 +499,7 @@ void matmul_simd(const TernaryMatrixView& w, const QuantizedRows& a, float* y, i
 // in the kernels; opaque() keeps the invariant product inside the loop.
 constexpr int kPeakChains = 12;
 constexpr int64_t kPeakMacsPerIteration = int64_t{kPeakChains} * kPanelRows * 4;
+constexpr const char* kPeakMix = "vpmaddubsw + vpaddw (ymm)";
 int64_t int8_peak_simd(int64_t iterations) {
   alignas(64) uint8_t bytes[kChunkBytes];
   for (int i = 0; i < kChunkBytes; ++i) bytes[i] = static_cast<uint8_t>(i % 3);
@@ -531,6 +532,13 @@ constexpr int kPeakChains = 12;
 constexpr int kPeakChains = 4;
 #endif
 constexpr int64_t kPeakMacsPerIteration = int64_t{kPeakChains} * kChunkBytes;
+#if BITNET_SIMD_AVX512
+constexpr const char* kPeakMix = "vpdpbusd (zmm)";
+#elif defined(__ARM_FEATURE_DOTPROD)
+constexpr const char* kPeakMix = "sdot";
+#else
+constexpr const char* kPeakMix = "smull + smull2 + addp + sadalp";
+#endif
 int64_t int8_peak_simd(int64_t iterations) {
   alignas(64) uint8_t bytes[kChunkBytes];
   alignas(64) int8_t act[4 * kPeakChains];
@@ -910,6 +918,7 @@ const KernelTable BITNET_TABLE_NAME = {
     {matmul_simd<TernaryLayout::T2>, matmul_simd<TernaryLayout::T1>},
     int8_peak_simd,
     kPeakMacsPerIteration,
+    kPeakMix,
     stream_read_simd,
     dot_f32_simd,
     dot_f16_simd,
