@@ -347,7 +347,7 @@ void register_all() {
         }
         // Prefill chunks from 16 to 512 rows on the fused 2B4T linears (q|k|v, o, gate|up,
         // down), in the layout the loader picks for this ISA (no scalar comparison: too slow).
-        if (layout != kernels_for(isa)->preferred_layout) continue;
+        if (layout != preferred_layout(*kernels_for(isa))) continue;
         const int64_t fused[][2] = {{3840, 2560}, {2560, 2560}, {13824, 2560}, {2560, 6912}};
         for (int64_t m : {16, 128, 512}) {
           for (const auto& s : fused) {

@@ -155,7 +155,7 @@ void speed_summary(ThreadPool& pool, bool quick) {
     std::printf("  gemm %s M=128: %6.0f GOP/s = %3.0f%% of int8 peak (%.0f GOP/s, %s)%s\n",
                 layout_name(layout), ops / t_gemm / 1e9, 100.0 * ops / t_gemm / peak, peak / 1e9,
                 best.int8_peak_mix,
-                layout == best.preferred_layout ? "; the layout models are packed in" : "");
+                layout == preferred_layout(best) ? "; the layout models are packed in" : "");
   }
 }
 
