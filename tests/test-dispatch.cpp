@@ -61,6 +61,26 @@ TEST(Dispatch, PreferredLayouts) {
   }
 }
 
+TEST(Dispatch, PreferredLayoutOnThisCpu) {
+  // AVX-512 on Zen 4 (AMD family 0x19) packs T2; every other case keeps the table's choice.
+  CpuFeatures zen4;
+  zen4.amd = true;
+  zen4.family = 0x19;
+  CpuFeatures zen5 = zen4;
+  zen5.family = 0x1a;
+  CpuFeatures intel;
+  intel.family = 6;
+  for (Isa isa : available_isas()) {
+    const KernelTable& t = *kernels_for(isa);
+    EXPECT_EQ(preferred_layout(t, zen4),
+              isa == Isa::Avx512 ? TernaryLayout::T2 : t.preferred_layout)
+        << isa_name(isa);
+    EXPECT_EQ(preferred_layout(t, zen5), t.preferred_layout) << isa_name(isa);
+    EXPECT_EQ(preferred_layout(t, intel), t.preferred_layout) << isa_name(isa);
+    EXPECT_EQ(preferred_layout(t), preferred_layout(t, cpu_features())) << isa_name(isa);
+  }
+}
+
 TEST(Dispatch, UnknownNameListsTheChoices) {
   try {
     select_kernels("sse9");

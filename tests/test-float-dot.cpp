@@ -143,6 +143,68 @@ TEST_P(FloatDotTest, AttentionRunsMatchTheSingleRowKernels) {
   }
 }
 
+// The F16 LM head over a step's rows: within the float bound of the double result, and each row's
+// logits bit-identical whether computed alone, with the other rows, or for a subset of the
+// matrix rows (the register tiles differ; the per-pair arithmetic must not). The matrix ends at a
+// guard page; y has a gap after each row that must stay untouched.
+TEST_P(FloatDotTest, F16TileRowsAreIndependentOfTheirTile) {
+  const KernelTable& t = *kernels_for(GetParam());
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const float eps = std::numeric_limits<float>::epsilon();
+  for (int64_t k : {1, 9, 64, 256, 300}) {
+    for (int64_t nv : {1, 3, 4, 5, 8, 9, 37}) {
+      const int64_t ws = k + 2, nr = 7, ldx = k + 1, ldy = nv + 3;
+      test::GuardedArray<uint16_t> w(static_cast<size_t>((nv - 1) * ws + k), 2);
+      for (size_t i = 0; i < w.size(); ++i) w[i] = fp32_to_fp16(nd(rng));
+      std::vector<float> x(static_cast<size_t>(nr * ldx));
+      for (auto& v : x) v = nd(rng);
+      std::vector<float> all(static_cast<size_t>(nr * ldy), -3.0f), all32 = all;
+      t.dot_f16_tile(w.data(), ws, nv, x.data(), ldx, nr, k, all.data(), ldy);
+      std::vector<float> w32(w.size());
+      for (size_t i = 0; i < w.size(); ++i) w32[i] = fp16_to_fp32(w[i]);
+      t.dot_f32_tile(w32.data(), ws, nv, x.data(), ldx, nr, k, all32.data(), ldy);
+      ASSERT_EQ(all32, all) << isa_name(t.isa) << ": F32 rows of equal values, k=" << k;
+      for (int64_t r = 0; r < nr; ++r) {
+        for (int64_t m : {int64_t{1}, int64_t{2}, int64_t{3}}) {  // row r first in a tile of m
+          if (r + m > nr) continue;
+          std::vector<float> part(static_cast<size_t>(m * ldy), -3.0f);
+          t.dot_f16_tile(w.data(), ws, nv, x.data() + r * ldx, ldx, m, k, part.data(), ldy);
+          for (int64_t v = 0; v < ldy; ++v) {
+            ASSERT_EQ(part[static_cast<size_t>(v)], all[static_cast<size_t>(r * ldy + v)])
+                << isa_name(t.isa) << " k=" << k << " nv=" << nv << " row " << r << " in " << m
+                << " at " << v;
+          }
+        }
+        for (int64_t v = 0; v < nv; ++v) {
+          double exact = 0, mag = 0;
+          for (int64_t e = 0; e < k; ++e) {
+            const double p = static_cast<double>(fp16_to_fp32(w[static_cast<size_t>(v * ws + e)])) *
+                             x[static_cast<size_t>(r * ldx + e)];
+            exact += p;
+            mag += std::fabs(p);
+          }
+          ASSERT_NEAR(all[static_cast<size_t>(r * ldy + v)], exact,
+                      static_cast<double>(k) * eps * mag)
+              << isa_name(t.isa) << " k=" << k << " nv=" << nv;
+        }
+        for (int64_t v = nv; v < ldy; ++v) ASSERT_EQ(all[static_cast<size_t>(r * ldy + v)], -3.0f);
+      }
+      // A subset of the matrix rows gives the same logits for them.
+      if (nv > 2) {
+        std::vector<float> sub(static_cast<size_t>(nr * ldy), -3.0f);
+        t.dot_f16_tile(w.data() + ws, ws, nv - 2, x.data(), ldx, nr, k, sub.data(), ldy);
+        for (int64_t r = 0; r < nr; ++r) {
+          for (int64_t v = 0; v < nv - 2; ++v) {
+            ASSERT_EQ(sub[static_cast<size_t>(r * ldy + v)],
+                      all[static_cast<size_t>(r * ldy + v + 1)]);
+          }
+        }
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllIsas, FloatDotTest, ::testing::ValuesIn(available_isas()),
                          [](const auto& param_info) {
                            return std::string(isa_name(param_info.param));

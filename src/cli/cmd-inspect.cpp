@@ -261,7 +261,7 @@ int cmd_inspect(int argc, char** argv) {
     }
     const model::ModelConfig cfg = *checked.config;
     // The layout the loader picks (model-weights.h): the one the active kernels prefer.
-    const kernels::TernaryLayout layout = kernels::active_kernels().preferred_layout;
+    const kernels::TernaryLayout layout = kernels::preferred_layout(kernels::active_kernels());
     std::printf("%s: %s, %lld layers, weights layout %s, kernels %s\n", path.c_str(),
                 cfg.arch_key.c_str(), static_cast<long long>(cfg.n_layer),
                 kernels::layout_name(layout), kernels::isa_name(kernels::active_kernels().isa));

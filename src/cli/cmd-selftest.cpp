@@ -152,8 +152,10 @@ void speed_summary(ThreadPool& pool, bool quick) {
         median_seconds(reps, [&] { ternary_matmul(pool, best, w.view(), a, scratch.y.data(), n); });
     const double peak = measure_int8_peak(pool, best, quick ? 0.03 : 0.1, 3);
     const double ops = 2.0 * 128 * static_cast<double>(n) * static_cast<double>(k);
-    std::printf("  gemm %s M=128: %6.0f GOP/s = %3.0f%% of int8 peak (%.0f GOP/s)\n",
-                layout_name(layout), ops / t_gemm / 1e9, 100.0 * ops / t_gemm / peak, peak / 1e9);
+    std::printf("  gemm %s M=128: %6.0f GOP/s = %3.0f%% of int8 peak (%.0f GOP/s, %s)%s\n",
+                layout_name(layout), ops / t_gemm / 1e9, 100.0 * ops / t_gemm / peak, peak / 1e9,
+                best.int8_peak_mix,
+                layout == preferred_layout(best) ? "; the layout models are packed in" : "");
   }
 }
 

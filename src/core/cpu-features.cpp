@@ -24,7 +24,14 @@ unsigned long long xgetbv0() {
 
 void detect(CpuFeatures& f) {
   unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid(0, &a, &b, &c, &d)) {
+    f.amd = b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;  // "AuthenticAMD"
+  }
   if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+  const int base_family = static_cast<int>((a >> 8) & 0xf);
+  f.family = base_family == 0xf ? base_family + static_cast<int>((a >> 20) & 0xff) : base_family;
+  f.model = static_cast<int>((a >> 4) & 0xf);
+  if (base_family == 0xf || base_family == 0x6) f.model |= static_cast<int>((a >> 16) & 0xf) << 4;
   const bool osxsave = (c >> 27) & 1;
   const bool avx = (c >> 28) & 1;
   f.fma = (c >> 12) & 1;

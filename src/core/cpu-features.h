@@ -20,6 +20,11 @@ struct CpuFeatures {
   bool neon = false;
   bool dotprod = false;
 
+  // x86: vendor and display family / model (CPUID leaf 1), for choices that differ between
+  // microarchitectures of one ISA (kernels::preferred_layout); zero when unknown.
+  bool amd = false;
+  int family = 0, model = 0;
+
   std::string model_name;        // best effort, may be empty
   std::string describe() const;  // e.g. "avx2 fma f16c avx512f avx512bw avx512vl avx512vnni"
 };

@@ -90,6 +90,20 @@ using StreamReadFn = uint64_t (*)(const uint8_t* p, size_t bytes);
 // rounding, within k * eps * sum|w x| of the exact value).
 using DotF32Fn = float (*)(const float* w, const float* x, int64_t k);
 using DotF16Fn = float (*)(const uint16_t* w, const float* x, int64_t k);
+// The F16 (or F32) LM head as a GEMM over a step's rows: y[r * ldy + v] = dot(w_v, x_r) for v < nv
+// (rows of k F16 values, w_stride elements apart) and r < nr (x rows ldx apart). Register tiles of
+// several matrix rows x several x rows, so each converted weight vector and each loaded x vector
+// serves several dots; the matrix is walked in blocks that stay in L2 while every tile of x rows
+// passes. Each pair: one accumulator of lanes over k in order, then its lanes in order, then the
+// scalar tail - the same for any tile, so a row's result does not depend on nv, nr or the other
+// rows (it differs from dot_f16's four-accumulator order). Any nv, nr >= 1, k >= 1; y must not
+// overlap the inputs.
+// dot_f32_tile: the same for F32 rows, in the same order (a matrix stored either way gives
+// identical logits when its values are equal).
+using DotF16TileFn = void (*)(const uint16_t* w, int64_t w_stride, int64_t nv, const float* x,
+                              int64_t ldx, int64_t nr, int64_t k, float* y, int64_t ldy);
+using DotF32TileFn = void (*)(const float* w, int64_t w_stride, int64_t nv, const float* x,
+                              int64_t ldx, int64_t nr, int64_t k, float* y, int64_t ldy);
 // y[i] += a * float(x[i]) for F16 x (attention's weighted sum of V rows); any n.
 using AxpyF16Fn = void (*)(float a, const uint16_t* x, float* y, int64_t n);
 
@@ -178,9 +192,12 @@ struct KernelTable {
   MatmulFn matmul[kNumLayouts];  // indexed by TernaryLayout
   PeakFn int8_peak;
   int64_t int8_peak_macs_per_iteration;  // u8 x s8 multiply-adds per iteration of int8_peak
+  const char* int8_peak_mix;             // the instructions int8_peak runs, for reports
   StreamReadFn stream_read;
   DotF32Fn dot_f32;
   DotF16Fn dot_f16;
+  DotF16TileFn dot_f16_tile;
+  DotF32TileFn dot_f32_tile;
   AxpyF16Fn axpy_f16;
   AttnScoresF16Fn attn_scores_f16;
   AttnScoresF32Fn attn_scores_f32;

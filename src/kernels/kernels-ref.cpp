@@ -120,6 +120,20 @@ float dot_f16_ref(const uint16_t* w, const float* x, int64_t k) {
   return s;
 }
 
+void dot_f16_tile_ref(const uint16_t* w, int64_t w_stride, int64_t nv, const float* x, int64_t ldx,
+                      int64_t nr, int64_t k, float* y, int64_t ldy) {
+  for (int64_t r = 0; r < nr; ++r) {
+    for (int64_t v = 0; v < nv; ++v) y[r * ldy + v] = dot_f16_ref(w + v * w_stride, x + r * ldx, k);
+  }
+}
+
+void dot_f32_tile_ref(const float* w, int64_t w_stride, int64_t nv, const float* x, int64_t ldx,
+                      int64_t nr, int64_t k, float* y, int64_t ldy) {
+  for (int64_t r = 0; r < nr; ++r) {
+    for (int64_t v = 0; v < nv; ++v) y[r * ldy + v] = dot_f32_ref(w + v * w_stride, x + r * ldx, k);
+  }
+}
+
 void axpy_f16_ref(float a, const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * fp16_to_fp32(x[i]);
 }
@@ -247,9 +261,12 @@ extern const KernelTable kTableScalar = {Isa::Scalar,
                                          {matmul_ref, matmul_ref},
                                          int8_peak_ref,
                                          64,
+                                         "scalar multiply-add",
                                          stream_read_ref,
                                          dot_f32_ref,
                                          dot_f16_ref,
+                                         dot_f16_tile_ref,
+                                         dot_f32_tile_ref,
                                          axpy_f16_ref,
                                          attn_scores_ref<uint16_t>,
                                          attn_scores_ref<float>,

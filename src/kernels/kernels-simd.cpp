@@ -499,6 +499,7 @@ void matmul_simd(const TernaryMatrixView& w, const QuantizedRows& a, float* y, i
 // in the kernels; opaque() keeps the invariant product inside the loop.
 constexpr int kPeakChains = 12;
 constexpr int64_t kPeakMacsPerIteration = int64_t{kPeakChains} * kPanelRows * 4;
+constexpr const char* kPeakMix = "vpmaddubsw + vpaddw (ymm)";
 int64_t int8_peak_simd(int64_t iterations) {
   alignas(64) uint8_t bytes[kChunkBytes];
   for (int i = 0; i < kChunkBytes; ++i) bytes[i] = static_cast<uint8_t>(i % 3);
@@ -531,6 +532,13 @@ constexpr int kPeakChains = 12;
 constexpr int kPeakChains = 4;
 #endif
 constexpr int64_t kPeakMacsPerIteration = int64_t{kPeakChains} * kChunkBytes;
+#if BITNET_SIMD_AVX512
+constexpr const char* kPeakMix = "vpdpbusd (zmm)";
+#elif defined(__ARM_FEATURE_DOTPROD)
+constexpr const char* kPeakMix = "sdot";
+#else
+constexpr const char* kPeakMix = "smull + smull2 + addp + sadalp";
+#endif
 int64_t int8_peak_simd(int64_t iterations) {
   alignas(64) uint8_t bytes[kChunkBytes];
   alignas(64) int8_t act[4 * kPeakChains];
@@ -644,6 +652,94 @@ float dot_f32_simd(const float* w, const float* x, int64_t k) {
 }
 float dot_f16_simd(const uint16_t* w, const float* x, int64_t k) {
   return dot_rows(w, x, k, [](const uint16_t* p) { return load_f16(p); });
+}
+
+// ------------------------------------------------------------- F16 / F32 LM head over rows
+// Tiles of TV matrix rows x TR x rows: TV x TR accumulators, TV converted weight vectors and one x
+// vector in registers (AVX2: 4 x 2 = 13 of 16; 32-register ISAs: 4 x 4 = 21). One x row: 8 matrix
+// rows per tile, eight independent chains. The matrix is walked in blocks of kTileBlockBytes that
+// stay in L2 while every tile of x rows passes over them.
+#if BITNET_SIMD_AVX2
+constexpr int kTileRows = 2;
+#else
+constexpr int kTileRows = 4;
+#endif
+constexpr int kTileVocab = 4, kTileVocabOneRow = 8;
+constexpr int64_t kTileBlockBytes = 256 * 1024;
+
+template <int TV, int TR, class T>
+void head_tile(const T* w, int64_t ws, const float* x, int64_t ldx, int64_t k, float* y,
+               int64_t ldy) {
+  constexpr int64_t S = kFloatStep;
+  FVec acc[TR][TV];
+  for (auto& row : acc) {
+    for (FVec& a : row) a = fvec_zero();
+  }
+  int64_t i = 0;
+  for (; i + S <= k; i += S) {
+    FVec wv[TV];
+    for (int v = 0; v < TV; ++v) wv[v] = load_row(w + v * ws + i);
+    for (int r = 0; r < TR; ++r) {
+      const FVec xv = load_f32(x + r * ldx + i);
+      for (int v = 0; v < TV; ++v) acc[r][v] = fmadd(wv[v], xv, acc[r][v]);
+    }
+  }
+  for (int r = 0; r < TR; ++r) {
+    for (int v = 0; v < TV; ++v) {
+      float sum = reduce_add(acc[r][v]);
+      for (int64_t t = i; t < k; ++t) sum += scalar_value(w[v * ws + t]) * x[r * ldx + t];
+      y[r * ldy + v] = sum;
+    }
+  }
+}
+
+template <int TV, int TR, class T>
+inline void head_tile_v(int64_t nv, const T* w, int64_t ws, const float* x, int64_t ldx, int64_t k,
+                        float* y, int64_t ldy) {
+  if constexpr (TV >= 1) {
+    if (nv == TV) return head_tile<TV, TR>(w, ws, x, ldx, k, y, ldy);
+    head_tile_v<TV - 1, TR>(nv, w, ws, x, ldx, k, y, ldy);
+  }
+}
+
+// Matrix rows [0, nv) of a block against x rows in tiles of TR (the last ones by head_tile_v).
+template <int TV, int TR, class T>
+inline void head_rows(int64_t nv, const T* w, int64_t ws, const float* x, int64_t ldx, int64_t k,
+                      float* y, int64_t ldy) {
+  int64_t v = 0;
+  for (; v + TV <= nv; v += TV) head_tile<TV, TR>(w + v * ws, ws, x, ldx, k, y + v, ldy);
+  if (v < nv) head_tile_v<TV - 1, TR>(nv - v, w + v * ws, ws, x, ldx, k, y + v, ldy);
+}
+
+template <int TR, class T>
+inline void head_rows_r(int64_t nr, int64_t nv, const T* w, int64_t ws, const float* x, int64_t ldx,
+                        int64_t k, float* y, int64_t ldy) {
+  if constexpr (TR >= 1) {
+    if (nr == TR) return head_rows<kTileVocab, TR>(nv, w, ws, x, ldx, k, y, ldy);
+    head_rows_r<TR - 1>(nr, nv, w, ws, x, ldx, k, y, ldy);
+  }
+}
+
+template <class T>
+void dot_head_tile_simd(const T* w, int64_t w_stride, int64_t nv, const float* x, int64_t ldx,
+                        int64_t nr, int64_t k, float* y, int64_t ldy) {
+  if (nr == 1) return head_rows<kTileVocabOneRow, 1>(nv, w, w_stride, x, ldx, k, y, ldy);
+  const int64_t fit =
+      kTileBlockBytes / (static_cast<int64_t>(sizeof(T)) * k) / kTileVocab * kTileVocab;
+  const int64_t block = fit > kTileVocab ? fit : kTileVocab;
+  for (int64_t v0 = 0; v0 < nv; v0 += block) {
+    const int64_t bv = block < nv - v0 ? block : nv - v0;
+    const T* wb = w + v0 * w_stride;
+    int64_t r = 0;
+    for (; r + kTileRows <= nr; r += kTileRows) {
+      head_rows<kTileVocab, kTileRows>(bv, wb, w_stride, x + r * ldx, ldx, k, y + r * ldy + v0,
+                                       ldy);
+    }
+    if (r < nr) {
+      head_rows_r<kTileRows - 1>(nr - r, bv, wb, w_stride, x + r * ldx, ldx, k, y + r * ldy + v0,
+                                 ldy);
+    }
+  }
 }
 
 void axpy_f16_simd(float a, const uint16_t* x, float* y, int64_t n) {
@@ -910,9 +1006,12 @@ const KernelTable BITNET_TABLE_NAME = {
     {matmul_simd<TernaryLayout::T2>, matmul_simd<TernaryLayout::T1>},
     int8_peak_simd,
     kPeakMacsPerIteration,
+    kPeakMix,
     stream_read_simd,
     dot_f32_simd,
     dot_f16_simd,
+    dot_head_tile_simd<uint16_t>,
+    dot_head_tile_simd<float>,
     axpy_f16_simd,
     attn_scores_simd<uint16_t>,
     attn_scores_simd<float>,

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/aligned-buffer.h"
+#include "core/cpu-features.h"
 #include "core/thread-pool.h"
 #include "kernels/kernel-types.h"
 
@@ -30,6 +31,13 @@ std::vector<Isa> available_isas();  // usable on this CPU, scalar first
 const KernelTable& active_kernels();
 // Selection logic behind active_kernels(), exposed for tests. force may be null or empty.
 const KernelTable& select_kernels(const char* force);
+
+// The layout to repack weights into for `table` on this CPU: table.preferred_layout, except
+// where one microarchitecture of the ISA is known to run the other layout faster (see
+// dispatch.cpp). The same on every call.
+TernaryLayout preferred_layout(const KernelTable& table);
+// The rule itself, for tests: the CPU as its features describe it.
+TernaryLayout preferred_layout(const KernelTable& table, const CpuFeatures& cpu);
 
 // Owning packed matrix.
 class TernaryMatrix {

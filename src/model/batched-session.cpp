@@ -43,7 +43,8 @@ BatchedSession::BatchedSession(const ModelWeights& weights, const BatchedOptions
   item_slot_.assign(static_cast<size_t>(B), 0);
   item_pos_.assign(static_cast<size_t>(B), 0);
   st_ = ops::StepState(w_, B, opt_.quantize_activations, opt_.fused_norm_quant, pool.size());
-  scratch_stride_ = (n_ctx_ + E + 15) / 16 * 16;
+  // Per thread: the scores of a group of query heads [group][n_ctx], then an LM-head row.
+  scratch_stride_ = (cfg_.n_head / cfg_.n_head_kv * n_ctx_ + E + 15) / 16 * 16;
   thread_scratch_ = AlignedBuffer<float>(static_cast<size_t>(scratch_stride_ * pool.size()));
 }
 
@@ -143,14 +144,17 @@ void BatchedSession::attention(int64_t layer, int64_t n) {
   const int64_t ld = E + 2 * KV;
   const int64_t group = cfg_.n_head / cfg_.n_head_kv;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  pool_.parallel_for(n * cfg_.n_head, [&](int64_t i0, int64_t i1, int thread) {
+  // Several rows: the heads sharing a KV head in one item (each cached row serves all of them);
+  // one row: one head per item, so that the threads share the heads evenly.
+  const int64_t qb = n > 1 ? group : 1, items = cfg_.n_head / qb;
+  pool_.parallel_for(n * items, [&](int64_t i0, int64_t i1, int thread) {
     float* scores = thread_scratch_.data() + scratch_stride_ * thread;
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / cfg_.n_head, h = i % cfg_.n_head;
+      const int64_t t = i / items, h = i % items * qb;
       const KvCache& kv = kv_[static_cast<size_t>(item_slot_[static_cast<size_t>(t)])];
       const int64_t pos = item_pos_[static_cast<size_t>(t)];
-      ops::attend_head(kt_, kv, layer, (h / group) * hd, st_.arena.buffers().qkv + t * ld + h * hd,
-                       hd, pos + 1, scale, scores, st_.arena.buffers().attn + t * E + h * hd);
+      ops::attend_heads(kt_, kv, layer, (h / group) * hd, st_.arena.buffers().qkv + t * ld + h * hd,
+                        qb, hd, pos + 1, scale, scores, st_.arena.buffers().attn + t * E + h * hd);
     }
   });
 }
@@ -263,7 +267,8 @@ void BatchedSession::step(std::span<const BatchItem> items, float* logits) {
     }
     PerfScope s(mon_, PerfOp::LmHead);
     ops::lm_head_rows(pool_, kt_, w_, st_.arena.buffers().h, n_logits, logits, cfg_.n_vocab,
-                      thread_scratch_.data() + n_ctx_, scratch_stride_, opt_.quantize_activations);
+                      thread_scratch_.data() + cfg_.n_head / cfg_.n_head_kv * n_ctx_,
+                      scratch_stride_, opt_.quantize_activations);
   }
   for (size_t s = 0; s < step_count_.size(); ++s) n_past_[s] += step_count_[s];
   if (mon_) mon_->end_step(n);

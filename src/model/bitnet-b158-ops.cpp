@@ -209,33 +209,57 @@ void bitlinear_dense(ThreadPool& pool, const PackedLinear& w, const int8_t* W, c
   });
 }
 
+void attend_heads(const kernels::KernelTable& kt, const KvCache& kv, int64_t layer, int64_t kv_off,
+                  const float* q, int64_t nq, int64_t hd, int64_t n_pos, float scale, float* scores,
+                  float* out) {
+  const bool f16 = kv.type() == KvType::F16;
+  const int64_t page = kv.pool().page_size(), stride = kv.row_dim();
+  // The kernels take runs of positions that are consecutive in one page.
+  auto runs = [&](auto&& fn) {
+    for (int64_t j0 = 0; j0 < n_pos; j0 = (j0 / page + 1) * page) {
+      fn(j0, std::min(n_pos, (j0 / page + 1) * page) - j0);
+    }
+  };
+  runs([&](int64_t j0, int64_t len) {
+    if (f16) {
+      kt.attn_scores_f16(kv.k_f16(layer, j0) + kv_off, stride, len, q, hd, nq, hd, scores + j0,
+                         n_pos);
+    } else {
+      kt.attn_scores_f32(kv.k_f32(layer, j0) + kv_off, stride, len, q, hd, nq, hd, scores + j0,
+                         n_pos);
+    }
+  });
+  for (int64_t i = 0; i < nq; ++i) {
+    float* s = scores + i * n_pos;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n_pos; ++j) {
+      s[j] *= scale;
+      mx = std::max(mx, s[j]);
+    }
+    double sum = 0;
+    for (int64_t j = 0; j < n_pos; ++j) {
+      s[j] = std::exp(s[j] - mx);
+      sum += s[j];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int64_t j = 0; j < n_pos; ++j) s[j] *= inv;
+  }
+  std::fill(out, out + nq * hd, 0.0f);
+  runs([&](int64_t j0, int64_t len) {
+    if (f16) {
+      kt.attn_values_f16(scores + j0, n_pos, nq, kv.v_f16(layer, j0) + kv_off, stride, len, hd, out,
+                         hd);
+    } else {
+      kt.attn_values_f32(scores + j0, n_pos, nq, kv.v_f32(layer, j0) + kv_off, stride, len, hd, out,
+                         hd);
+    }
+  });
+}
+
 void attend_head(const kernels::KernelTable& kt, const KvCache& kv, int64_t layer, int64_t kv_off,
                  const float* q, int64_t hd, int64_t n_pos, float scale, float* scores,
                  float* out) {
-  const bool f16 = kv.type() == KvType::F16;
-  float mx = -INFINITY;
-  for (int64_t j = 0; j < n_pos; ++j) {
-    const float dot = f16 ? kt.dot_f16(kv.k_f16(layer, j) + kv_off, q, hd)
-                          : kt.dot_f32(kv.k_f32(layer, j) + kv_off, q, hd);
-    scores[j] = dot * scale;
-    mx = std::max(mx, scores[j]);
-  }
-  double sum = 0;
-  for (int64_t j = 0; j < n_pos; ++j) {
-    scores[j] = std::exp(scores[j] - mx);
-    sum += scores[j];
-  }
-  std::fill(out, out + hd, 0.0f);
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t j = 0; j < n_pos; ++j) {
-    const float p = scores[j] * inv;
-    if (f16) {
-      kt.axpy_f16(p, kv.v_f16(layer, j) + kv_off, out, hd);
-    } else {
-      const float* vr = kv.v_f32(layer, j) + kv_off;
-      for (int64_t d = 0; d < hd; ++d) out[d] += p * vr[d];
-    }
-  }
+  attend_heads(kt, kv, layer, kv_off, q, 1, hd, n_pos, scale, scores, out);
 }
 
 }  // namespace bitnet::model::ops

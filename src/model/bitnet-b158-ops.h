@@ -100,8 +100,14 @@ struct DenseLinears {
 void bitlinear_dense(ThreadPool& pool, const PackedLinear& w, const int8_t* dense, const float* in,
                      int64_t n, float* out);
 
-// Causal attention of one query head row against positions [0, n_pos) of one layer's cache:
-// out[hd] = softmax(q . k_j * scale) . v_j over the kv head's slice at kv_off. scores: [n_pos].
+// Causal attention of nq query heads that share one kv head (consecutive heads: rows q + i * hd,
+// outputs out + i * hd) against positions [0, n_pos) of one layer's cache: out_i[hd] =
+// softmax(q_i . k_j * scale) . v_j over the kv head's slice at kv_off. scores: [nq][n_pos].
+// Each head's result is the same for any nq (kernels/kernel-types.h, attention).
+void attend_heads(const kernels::KernelTable& kt, const KvCache& kv, int64_t layer, int64_t kv_off,
+                  const float* q, int64_t nq, int64_t hd, int64_t n_pos, float scale, float* scores,
+                  float* out);
+// attend_heads for one query head.
 void attend_head(const kernels::KernelTable& kt, const KvCache& kv, int64_t layer, int64_t kv_off,
                  const float* q, int64_t hd, int64_t n_pos, float scale, float* scores, float* out);
 

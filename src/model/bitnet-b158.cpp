@@ -24,7 +24,8 @@ BitNetSession::BitNetSession(const ModelWeights& weights, const SessionOptions& 
   if (opt_.max_batch < 1) throw std::invalid_argument("max_batch must be at least 1");
   const int64_t B = opt_.max_batch, E = cfg_.n_embd;
   st_ = ops::StepState(w_, B, opt_.quantize_activations, opt_.fused_norm_quant, pool.size());
-  scratch_stride_ = (n_ctx_ + 2 * cfg_.head_dim + E + 15) / 16 * 16;
+  // Per thread: the scores of a group of query heads [group][n_ctx], 2 head rows, an LM-head row.
+  scratch_stride_ = (cfg_.n_head / cfg_.n_head_kv * n_ctx_ + 2 * cfg_.head_dim + E + 15) / 16 * 16;
   thread_scratch_ = AlignedBuffer<float>(static_cast<size_t>(scratch_stride_ * pool.size()));
   if (opt_.split_fused_linears) {
     if (!opt_.quantize_activations || opt_.fused_norm_quant) {
@@ -62,14 +63,17 @@ void BitNetSession::attention(int64_t layer, int64_t n) {
   const int64_t ld = E + 2 * KV;
   const int64_t group = cfg_.n_head / cfg_.n_head_kv;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  pool_.parallel_for(n * cfg_.n_head, [&](int64_t i0, int64_t i1, int thread) {
+  // Prefill: the heads sharing a KV head in one item, so each cached row serves all of them.
+  // Decode: one head per item, so that two threads share the heads evenly.
+  const int64_t qb = n > 1 ? group : 1, items = cfg_.n_head / qb;
+  pool_.parallel_for(n * items, [&](int64_t i0, int64_t i1, int thread) {
     float* scores = thread_scratch_.data() + scratch_stride_ * thread;
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / cfg_.n_head, h = i % cfg_.n_head;
+      const int64_t t = i / items, h = i % items * qb;
       const int64_t kvh = h / group, pos = n_past_ + t;
       const float* q = st_.arena.buffers().qkv + t * ld + h * hd;
-      ops::attend_head(kt_, kv_, layer, kvh * hd, q, hd, pos + 1, scale, scores,
-                       st_.arena.buffers().attn + t * E + h * hd);
+      ops::attend_heads(kt_, kv_, layer, kvh * hd, q, qb, hd, pos + 1, scale, scores,
+                        st_.arena.buffers().attn + t * E + h * hd);
     }
   });
 }
@@ -146,8 +150,8 @@ void BitNetSession::eval_batch(const int32_t* tokens, int64_t n, float* logits, 
     }
     PerfScope s(mon_, PerfOp::LmHead);
     ops::lm_head_rows(pool_, kt_, w_, st_.arena.buffers().h, n - first, logits, cfg_.n_vocab,
-                      thread_scratch_.data() + n_ctx_ + 2 * hd, scratch_stride_,
-                      opt_.quantize_activations);
+                      thread_scratch_.data() + cfg_.n_head / cfg_.n_head_kv * n_ctx_ + 2 * hd,
+                      scratch_stride_, opt_.quantize_activations);
   }
   n_past_ += n;
   if (mon_) mon_->end_step(n);

@@ -99,23 +99,23 @@ void lm_head_rows(ThreadPool& pool, const kernels::KernelTable& kt, const ModelW
   const bool f32 = out.type == static_cast<uint32_t>(formats::GgmlType::F32);
   const bool f16 = out.type == static_cast<uint32_t>(formats::GgmlType::F16);
   pool.parallel_for(V, [&](int64_t v0, int64_t v1, int thread) {
+    // F16 / F32: all rows at once, register tiles of matrix rows x rows in L2-sized blocks.
+    if (f16) {
+      kt.dot_f16_tile(reinterpret_cast<const uint16_t*>(out.data) + v0 * E, E, v1 - v0, xn, E, rows,
+                      E, logits + v0, ld_logits);
+      return;
+    }
+    if (f32) {
+      kt.dot_f32_tile(reinterpret_cast<const float*>(out.data) + v0 * E, E, v1 - v0, xn, E, rows, E,
+                      logits + v0, ld_logits);
+      return;
+    }
     float* row = row_scratch + scratch_stride * thread;
     for (int64_t v = v0; v < v1; ++v) {
-      const uint8_t* src = out.data + static_cast<size_t>(v) * rb;
-      if (f32) {
-        const float* wr = reinterpret_cast<const float*>(src);
-        for (int64_t r = 0; r < rows; ++r)
-          logits[r * ld_logits + v] = kt.dot_f32(wr, xn + r * E, E);
-      } else if (f16) {  // dot_f16 per row: the kernel widens in registers (core's widening
-                         // row conversion is scalar and would cost more than the dots)
-        const uint16_t* wr = reinterpret_cast<const uint16_t*>(src);
-        for (int64_t r = 0; r < rows; ++r)
-          logits[r * ld_logits + v] = kt.dot_f16(wr, xn + r * E, E);
-      } else {  // quantized embeddings (Q8_0, Q6_K): dequantize the row once, then the F32 dots
-        formats::dequantize_row(out.type, src, row, E);
-        for (int64_t r = 0; r < rows; ++r)
-          logits[r * ld_logits + v] = kt.dot_f32(row, xn + r * E, E);
-      }
+      // Quantized embeddings (Q8_0, Q6_K) in validation mode: dequantize the row once, then the
+      // F32 dots.
+      formats::dequantize_row(out.type, out.data + static_cast<size_t>(v) * rb, row, E);
+      for (int64_t r = 0; r < rows; ++r) logits[r * ld_logits + v] = kt.dot_f32(row, xn + r * E, E);
     }
   });
 }

@@ -143,7 +143,7 @@ std::unique_ptr<ModelWeights> ModelWeights::load(const std::string& model_path,
       validate_tensor_values(m->config_, m->file_, ValueCheck::NonTernary, &pool);
   if (!bad_values.empty()) throw std::invalid_argument(problems_message(path, what, bad_values));
   const kernels::KernelTable& kt = kernels::active_kernels();
-  m->layout_ = options.layout ? *options.layout : kt.preferred_layout;
+  m->layout_ = options.layout ? *options.layout : kernels::preferred_layout(kt);
   const ModelConfig& c = m->config_;
   m->layers_.resize(static_cast<size_t>(c.n_layer));
   for (int64_t l = 0; l < c.n_layer; ++l) {
