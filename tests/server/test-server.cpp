@@ -333,22 +333,20 @@ TEST_F(ServerTest, BodiesOverTheLimitAre413) {
 // there is room.
 TEST_F(ServerTest, AFullQueueIs503WithRetryAfter) {
   start(1, 1, {}, 2048);
-  std::atomic<int> opened{0};
-  auto long_stream = [&] {
-    return post_stream(port_, "/v1/chat/completions", chat_body("x", 2000, true),
-                       [&](const std::string& so_far) {
-                         if (so_far.size() < 200) ++opened;  // the role chunk arrived
-                         return true;
-                       });
-  };
-  auto a = std::async(std::launch::async, long_stream);
-  auto b = std::async(std::launch::async, long_stream);
-  ASSERT_TRUE(eventually([&] { return server_->in_flight() == 2; }));
+  // One long stream runs; a short request waits behind it; the third is refused.
+  auto a = std::async(std::launch::async, [&] {
+    return post_stream(port_, "/v1/completions", completion_body("x", 1500, true));
+  });
+  ASSERT_TRUE(eventually([&] { return server_->in_flight() == 1; }));
+  auto b = std::async(std::launch::async,
+                      [&] { return post(port_, "/v1/completions", completion_body("y", 2)); });
+  ASSERT_TRUE(eventually([&] { return engine_->stats().requests_queued == 1; }));
+  EXPECT_EQ(server_->in_flight(), 2);
   const Reply r = post(port_, "/v1/completions", completion_body("Hi", 2));
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.header("Retry-After"), "1");
   EXPECT_EQ(r.j()["error"]["code"], "server_overloaded");
-  EXPECT_GE(server_->metrics().rejected_overload.load(), 1u);
+  EXPECT_EQ(server_->metrics().rejected_overload.load(), 1u);
   EXPECT_EQ(a.get().status, 200);
   EXPECT_EQ(b.get().status, 200);
   EXPECT_EQ(post(port_, "/v1/completions", completion_body("Hi", 2)).status, 200);
