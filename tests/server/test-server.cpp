@@ -17,6 +17,7 @@
 
 #include "bitnet/engine.h"
 #include "server-test-util.h"
+#include "server/completion.h"
 #include "server/server.h"
 #include "server/socket-util.h"
 
@@ -82,6 +83,27 @@ std::string chat_body(const std::string& user, int max_tokens, bool stream = fal
       {"stream", stream}};
   if (!extra.empty()) j.update(json::parse(extra));
   return j.dump();
+}
+
+// The stream encoder's text chunks (built around a marker, without a JSON object) are exactly
+// the chunk_body events, for both shapes, with and without usage, for awkward text.
+TEST(StreamEncoder, TextChunksAreTheChunkBodies) {
+  for (const server::ApiKind kind : {server::ApiKind::Chat, server::ApiKind::Completion}) {
+    for (const bool usage : {false, true}) {
+      const server::ResponseHead head{kind, "id-1", 42, "m\"odel"};
+      auto piece = [](int32_t) { return std::string("p"); };
+      server::StreamEncoder enc(head, usage, 0, piece);
+      for (const std::string text : {"plain", "quote \" back\\slash", "line\nbreak\ttab",
+                                     "\x01control", "cut \xE2\x82", "\xC3\xA9t\xC3\xA9", "@@"}) {
+        server::Chunk c;
+        c.text = text;
+        EXPECT_EQ(enc.text(text, {}, {}),
+                  "data: " + server::chunk_body(head, c, usage, piece) + "\n\n")
+            << text;
+      }
+      EXPECT_EQ(enc.text("", {}, {}), "");
+    }
+  }
 }
 
 TEST_F(ServerTest, HealthIs503UntilTheEngineIsSetThen200) {
