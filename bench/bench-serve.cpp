@@ -16,7 +16,11 @@
 // clients share the machine with the server, so their HTTP and JSON work is in the overhead.
 //
 //   bench-serve [--model tiny-1m|2b4t|FILE] [--clients 1,4,16,64] [--requests R] [--max-tokens N]
-//               [-t THREADS] [--reps N] [--json]
+//               [-t THREADS] [--reps N] [--json] [--only direct|server|setup]
+//
+// --only runs one mode once after the setup, for load-independent instruction counts:
+//   valgrind --tool=callgrind bench-serve --clients 64 --only server   (and direct, setup)
+// The server's overhead in instructions is (server - setup) / (direct - setup) - 1.
 #include <httplib.h>
 #include <algorithm>
 #include <atomic>
@@ -49,6 +53,9 @@ struct Options {
   int threads = 2;
   int reps = 3;
   bool json_out = false;
+  // For instruction counts (valgrind --tool=callgrind, one process per mode): run the setup and
+  // the reference requests, then once only this mode ("direct", "server") or nothing ("setup").
+  std::string only;
 };
 
 // What one request delivered: (time, bytes of text so far) per delivery.
@@ -242,11 +249,16 @@ Options parse(int argc, char** argv) {
       o.reps = std::stoi(value());
     } else if (a == "--json") {
       o.json_out = true;
+    } else if (a == "--only") {
+      o.only = value();
+      if (o.only != "direct" && o.only != "server" && o.only != "setup") {
+        throw std::invalid_argument("--only: expected direct, server or setup");
+      }
     } else {
       throw std::invalid_argument("unknown option " + a +
                                   " (usage: bench-serve [--model tiny-1m|2b4t|FILE] [--clients "
                                   "1,4,16,64] [--requests R] [--max-tokens N] [-t THREADS] "
-                                  "[--reps N] [--json])");
+                                  "[--reps N] [--json] [--only direct|server|setup])");
     }
   }
   if (o.requests < 1 || o.max_tokens < 1 || o.reps < 1 || o.threads < 1 || o.clients.empty()) {
@@ -327,6 +339,22 @@ int main(int argc, char** argv) {
           }
         }
       };
+      if (!o.only.empty()) {
+        double wall = 0;
+        size_t n = 0;
+        if (o.only == "direct") {
+          const auto traces = run_direct(engine, o, clients, wall);
+          check(traces, "direct", texts);
+          n = traces.size();
+        } else if (o.only == "server") {
+          const auto traces = run_server(port, o, clients, wall);
+          check(traces, "server", json_texts);
+          n = traces.size();
+        }
+        std::printf("%d clients, --only %s: %zu requests\n", clients, o.only.c_str(), n);
+        server.shutdown(0);
+        continue;
+      }
       std::vector<double> direct_tps, server_tps, overhead;
       ModeResult direct_all, server_all;
       for (int rep = 0; rep < o.reps; ++rep) {
