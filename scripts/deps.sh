@@ -3,7 +3,8 @@
 # project's machines run as root); uses sudo otherwise.
 set -euo pipefail
 need=()
-for pkg in cmake ninja-build g++ libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libpcre2-dev "$@"; do
+for pkg in cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev \
+  libpcre2-dev libcpp-httplib-dev "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

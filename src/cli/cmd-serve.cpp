@@ -47,6 +47,8 @@ constexpr const char* kHelp =
   --max-body BYTES    larger request bodies get 413 (default 1048576)
   --alias NAME        the model id in /v1/models and responses (default: the file name)
   --kv f16|f32        KV cache type (default f16)
+  --layout t1|t2      packed weight layout (default: the faster one for this CPU)
+  --no-cache          do not use or write the prepared-model cache
 
   /health answers 503 while the model loads and while shutting down, 200 when ready.
 )";
@@ -174,11 +176,11 @@ int cmd_serve(int argc, char** argv) {
   server.set_engine(engine.get());
   std::fprintf(stderr,
                "bitnet serve: ready: model %s (%s), context %lld, %d parallel, %d queued, %d "
-               "threads, kernels %s, chat template %s%s\n",
+               "threads, kernels %s, layout %s, chat template %s%s\n",
                so.model_id.c_str(), info.architecture.c_str(),
                static_cast<long long>(info.context_size), info.max_concurrent_requests,
-               so.max_queue, info.threads, info.kernels.c_str(), info.chat_template.c_str(),
-               so.api_key.empty() ? "" : ", API key required");
+               so.max_queue, info.threads, info.kernels.c_str(), info.layout.c_str(),
+               info.chat_template.c_str(), so.api_key.empty() ? "" : ", API key required");
   std::fflush(stderr);
   server.wait();
   signal_thread.join();

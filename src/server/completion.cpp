@@ -103,11 +103,14 @@ void attach_callbacks(GenerateOptions& options, TokenCallback& on_piece,
   };
   if (stream) {
     on_piece = [ex](std::string_view piece) {
+      bool wake;
       {
         std::lock_guard lock(ex->mu);
         ex->text.append(piece);
+        wake = ex->waiting;
+        ex->waiting = false;
       }
-      ex->cv.notify_one();
+      if (wake) ex->cv.notify_one();
       return true;
     };
   }
@@ -117,7 +120,17 @@ StreamEncoder::StreamEncoder(ResponseHead head, bool include_usage, int32_t top_
     : head_(std::move(head)),
       include_usage_(include_usage),
       top_n_(top_n),
-      piece_(std::move(piece)) {}
+      piece_(std::move(piece)) {
+  // A marker JSON writes as itself; the text is the last string field of a chunk, so the last
+  // occurrence is it whatever the model id says.
+  constexpr std::string_view kMarker = "@@bitnet-chunk-text@@";
+  Chunk c;
+  c.text = kMarker;
+  const std::string body = chunk_body(head_, c, include_usage_, piece_);
+  const size_t at = body.rfind(kMarker);
+  prefix_ = body.substr(0, at);
+  suffix_ = body.substr(at + kMarker.size());
+}
 
 std::string StreamEncoder::start() {
   if (head_.kind != ApiKind::Chat) return {};
@@ -129,9 +142,20 @@ std::string StreamEncoder::start() {
 std::string StreamEncoder::text(std::string_view text, std::span<const TokenLogprob> lps,
                                 std::span<const TokenLogprob> tops) {
   if (text.empty() && lps.empty()) return {};
+  if (lps.empty()) {
+    const std::string quoted = json_string(text);  // "..."
+    std::string e;
+    e.reserve(prefix_.size() + quoted.size() + suffix_.size() + 8);
+    e += "data: ";
+    e += prefix_;
+    e.append(quoted, 1, quoted.size() - 2);
+    e += suffix_;
+    e += "\n\n";
+    return e;
+  }
   Chunk c;
   c.text = text;
-  if (!lps.empty()) c.logprobs = LogprobSpan{lps, tops, top_n_};
+  c.logprobs = LogprobSpan{lps, tops, top_n_};
   return sse(chunk_body(head_, c, include_usage_, piece_));
 }
 

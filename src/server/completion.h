@@ -46,6 +46,9 @@ struct Exchange {
   bool done = false;
   std::optional<GenerateResult> result;
   std::exception_ptr error;
+  // The HTTP thread is (about to be) waiting on cv and has not been woken since: the next piece
+  // wakes it; pieces until it waits again do not (one wake-up per batch of pieces, not per token).
+  bool waiting = false;
 
   CancelToken cancel;
   std::atomic<bool> cancelled_by_shutdown{false};
@@ -81,6 +84,9 @@ class StreamEncoder {
   bool include_usage_;
   int32_t top_n_;
   PieceFn piece_;
+  // A text-only chunk is prefix_ + the text as a JSON string's inside + suffix_: the same bytes
+  // as chunk_body, cut once around a marker, so each event is built without a JSON object.
+  std::string prefix_, suffix_;
 };
 
 }  // namespace bitnet::server

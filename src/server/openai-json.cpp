@@ -183,6 +183,10 @@ std::string tokenize_body(std::span<const int32_t> tokens, bool with_pieces, con
   return dump({{"tokens", std::move(list)}});
 }
 
+std::string json_string(std::string_view s) {
+  return dump(json(s));
+}
+
 std::string detokenize_body(std::string_view content) {
   return dump({{"content", content}});
 }

@@ -63,6 +63,9 @@ std::string models_body(const std::string& model_id, int64_t created);
 std::string tokenize_body(std::span<const int32_t> tokens, bool with_pieces, const PieceFn& piece);
 std::string detokenize_body(std::string_view content);
 
+// s as a JSON string literal (quotes included), invalid UTF-8 replaced: how every body writes text.
+std::string json_string(std::string_view s);
+
 // Whether s is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
 bool valid_utf8(std::string_view s);
 

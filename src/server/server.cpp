@@ -301,9 +301,11 @@ void Server::Impl::stream(int fd, httplib::Response& res, const std::shared_ptr<
         bool done = false;
         {
           std::unique_lock lock(x.mu);
-          if (out.empty()) {
+          if (out.empty() && !x.done && x.text.empty() && x.lps.empty()) {
+            x.waiting = true;
             x.cv.wait_for(lock, kPollInterval,
                           [&] { return x.done || !x.text.empty() || !x.lps.empty(); });
+            x.waiting = false;
           }
           text.swap(x.text);
           lps.swap(x.lps);

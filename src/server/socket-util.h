@@ -2,18 +2,19 @@
 // request arrived on (to notice a client that hung up while its request waits or generates,
 // before anything is written to it) and the listening socket (to stop accepting on SIGTERM while
 // the running requests finish, which httplib's own stop() does not allow: it ends them too).
-// Both are found by their addresses among this process's file descriptors (Linux /proc/self/fd).
+// Both are found by their addresses in the kernel's TCP tables (Linux /proc/net/tcp, tcp6), then
+// by their inode among the links of /proc/self/fd: no other thread's descriptor is touched.
 #pragma once
 
 #include <string>
 
 namespace bitnet::server {
 
-// The connected socket whose local and peer ports and addresses are these; kNotConnected when there
-// is none (the peer has already closed or reset it: a reset socket has no peer address), and
-// kUnknown when the descriptors cannot be listed. The descriptor stays valid while the request
-// that named it is being handled (httplib closes a connection only after its handler returns),
-// and only for that thread's use.
+// The connected socket whose local and peer ports and addresses are these; kNotConnected when
+// there is none or the peer has already closed its side (the connection is gone or going), and
+// kUnknown when the tables or the descriptors cannot be read. The descriptor stays valid while the
+// request that named it is being handled (httplib closes a connection only after its handler
+// returns), and only for that thread's use.
 inline constexpr int kNotConnected = -1;
 inline constexpr int kUnknown = -2;
 int find_connection_socket(const std::string& local_addr, int local_port,

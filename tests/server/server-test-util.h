@@ -65,6 +65,7 @@ inline httplib::Client client(int port, int timeout_s = 30) {
   c.set_read_timeout(timeout_s, 0);
   c.set_write_timeout(timeout_s, 0);
   c.set_connection_timeout(5, 0);
+  c.set_tcp_nodelay(true);
   return c;
 }
 

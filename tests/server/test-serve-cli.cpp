@@ -33,7 +33,7 @@ TEST(ServeCli, HelpListsEveryOption) {
         "--parallel",      "--max-queue", "--api-key KEY", "--api-key-file", "--timeout",
         "--grace",         "--max-body",  "--alias",       "--kv",           "/v1/chat/completions",
         "/v1/completions", "/v1/models",  "/tokenize",     "/detokenize",    "/health",
-        "/metrics",        "127.0.0.1",   "SIGTERM"}) {
+        "/metrics",        "127.0.0.1",   "SIGTERM",       "--layout",       "--no-cache"}) {
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag << " missing from:\n" << r.out;
   }
   const Result help = run_bitnet({"help"});
@@ -80,7 +80,7 @@ TEST(ServeCli, EveryDocumentedOptionTakesEffect) {
                            "--parallel", "3",          "--max-queue", "5",         "--api-key-file",
                            key_file,     "--timeout",  "1",           "--grace",   "1",
                            "--max-body", "2048",       "--alias",     "my-model",  "--kv",
-                           "f32"},
+                           "f32",        "--layout",   "t2",          "--no-cache"},
                  dir.path());
   const int port = p.wait_ready();
   ASSERT_GT(port, 0) << p.err();
@@ -97,6 +97,7 @@ TEST(ServeCli, EveryDocumentedOptionTakesEffect) {
   const std::string metrics = get(port, "/metrics").body;
   EXPECT_NE(metrics.find("bitnet_max_concurrent_requests 3"), std::string::npos) << metrics;
   EXPECT_NE(p.err().find("3 parallel, 5 queued, 1 threads"), std::string::npos) << p.err();
+  EXPECT_NE(p.err().find("layout t2"), std::string::npos) << p.err();
   {  // --timeout 1: a silent connection is dropped after a second.
     RawConnection silent(port);
     silent.read(4000);

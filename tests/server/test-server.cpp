@@ -17,6 +17,7 @@
 
 #include "bitnet/engine.h"
 #include "server-test-util.h"
+#include "server/completion.h"
 #include "server/server.h"
 #include "server/socket-util.h"
 
@@ -82,6 +83,27 @@ std::string chat_body(const std::string& user, int max_tokens, bool stream = fal
       {"stream", stream}};
   if (!extra.empty()) j.update(json::parse(extra));
   return j.dump();
+}
+
+// The stream encoder's text chunks (built around a marker, without a JSON object) are exactly
+// the chunk_body events, for both shapes, with and without usage, for awkward text.
+TEST(StreamEncoder, TextChunksAreTheChunkBodies) {
+  for (const server::ApiKind kind : {server::ApiKind::Chat, server::ApiKind::Completion}) {
+    for (const bool usage : {false, true}) {
+      const server::ResponseHead head{kind, "id-1", 42, "m\"odel"};
+      auto piece = [](int32_t) { return std::string("p"); };
+      server::StreamEncoder enc(head, usage, 0, piece);
+      for (const std::string text : {"plain", "quote \" back\\slash", "line\nbreak\ttab",
+                                     "\x01control", "cut \xE2\x82", "\xC3\xA9t\xC3\xA9", "@@"}) {
+        server::Chunk c;
+        c.text = text;
+        EXPECT_EQ(enc.text(text, {}, {}),
+                  "data: " + server::chunk_body(head, c, usage, piece) + "\n\n")
+            << text;
+      }
+      EXPECT_EQ(enc.text("", {}, {}), "");
+    }
+  }
 }
 
 TEST_F(ServerTest, HealthIs503UntilTheEngineIsSetThen200) {
@@ -333,22 +355,20 @@ TEST_F(ServerTest, BodiesOverTheLimitAre413) {
 // there is room.
 TEST_F(ServerTest, AFullQueueIs503WithRetryAfter) {
   start(1, 1, {}, 2048);
-  std::atomic<int> opened{0};
-  auto long_stream = [&] {
-    return post_stream(port_, "/v1/chat/completions", chat_body("x", 2000, true),
-                       [&](const std::string& so_far) {
-                         if (so_far.size() < 200) ++opened;  // the role chunk arrived
-                         return true;
-                       });
-  };
-  auto a = std::async(std::launch::async, long_stream);
-  auto b = std::async(std::launch::async, long_stream);
-  ASSERT_TRUE(eventually([&] { return server_->in_flight() == 2; }));
+  // One long stream runs; a short request waits behind it; the third is refused.
+  auto a = std::async(std::launch::async, [&] {
+    return post_stream(port_, "/v1/completions", completion_body("x", 1500, true));
+  });
+  ASSERT_TRUE(eventually([&] { return server_->in_flight() == 1; }));
+  auto b = std::async(std::launch::async,
+                      [&] { return post(port_, "/v1/completions", completion_body("y", 2)); });
+  ASSERT_TRUE(eventually([&] { return engine_->stats().requests_queued == 1; }));
+  EXPECT_EQ(server_->in_flight(), 2);
   const Reply r = post(port_, "/v1/completions", completion_body("Hi", 2));
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.header("Retry-After"), "1");
   EXPECT_EQ(r.j()["error"]["code"], "server_overloaded");
-  EXPECT_GE(server_->metrics().rejected_overload.load(), 1u);
+  EXPECT_EQ(server_->metrics().rejected_overload.load(), 1u);
   EXPECT_EQ(a.get().status, 200);
   EXPECT_EQ(b.get().status, 200);
   EXPECT_EQ(post(port_, "/v1/completions", completion_body("Hi", 2)).status, 200);
