@@ -37,7 +37,7 @@
 
 #include "bench-models.h"
 #include "bitnet/engine.h"
-#include "model/bench-stats.h"
+#include "tools/bench-stats.h"
 #include "server/server.h"
 
 namespace {
