@@ -20,9 +20,9 @@ int32_t prompt_token(int64_t s, int64_t i, int64_t n_vocab) {
   return static_cast<int32_t>((s * 7919 + i * 37 + 11) % n_vocab);
 }
 
-model::BatchedOptions decode_options(int64_t batch, int64_t prompt, int64_t window,
+model::SessionOptions decode_options(int64_t batch, int64_t prompt, int64_t window,
                                      model::KvType kv) {
-  model::BatchedOptions o;
+  model::SessionOptions o;
   o.max_sequences = batch;
   o.n_ctx = prompt + window;
   o.kv = kv;

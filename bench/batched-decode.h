@@ -1,8 +1,8 @@
-// Workloads of the batched session (model/batched-session.h) for throughput benchmarks.
+// Workloads of the batched session (model/session.h) for throughput benchmarks.
 //
 // BatchedDecode: `batch` sequences decoding together, one token each per step (M = batch rows
 // through every linear and the LM head, every item asking for logits). Each sequence is prefilled
-// with `prompt` tokens, untimed; step() then times one BatchedSession::step. The next token of
+// with `prompt` tokens, untimed; step() then times one Session::step. The next token of
 // each sequence is the argmax of its logits (greedy), computed after the timed call. After `window`
 // steps the sequences are reset and prefilled again (untimed), so timed steps attend over
 // prompt .. prompt + window - 1 cached positions (mean prompt + (window - 1) / 2).
@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "core/thread-pool.h"
-#include "model/batched-session.h"
+#include "model/session.h"
 
 namespace bitnet::bench {
 
@@ -30,7 +30,7 @@ class BatchedDecode {
   void prefill();
 
   int64_t batch_, prompt_, window_;
-  model::BatchedSession session_;
+  model::Session session_;
   std::vector<int> slot_;
   std::vector<int32_t> next_;  // [batch] the token each sequence evaluates next
   std::vector<model::BatchItem> items_;
@@ -46,7 +46,7 @@ class BatchedPrefill {
   int64_t rows() const { return static_cast<int64_t>(items_.size()); }
 
  private:
-  model::BatchedSession session_;
+  model::Session session_;
   int slot_;
   std::vector<model::BatchItem> items_;
   std::vector<float> logits_;  // [n_vocab]

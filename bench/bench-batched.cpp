@@ -1,4 +1,4 @@
-// Aggregate decode throughput of BatchedSession (issue 5 item 2): S sequences prefilled with a
+// Aggregate decode throughput of Session (issue 5 item 2): S sequences prefilled with a
 // short prompt, then decoded together, one token per sequence per step, greedy. Reports per S the
 // median over runs of the decode step time and the aggregate tokens/s (S tokens per step), plus
 // the batched prefill rate. A benchmark, not a test: numbers only.
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "model/batched-session.h"
+#include "model/session.h"
 
 namespace {
 
@@ -46,12 +46,12 @@ struct RunTimes {
 
 RunTimes run_once(const ModelWeights& w, ThreadPool& pool, KvType kv, int64_t S, int64_t n_prompt,
                   int64_t n_decode) {
-  BatchedOptions bo;
+  SessionOptions bo;
   bo.max_sequences = S;
   bo.n_ctx = n_prompt + n_decode;
   bo.kv = kv;
   bo.max_batch_tokens = std::max<int64_t>(S, 64);
-  BatchedSession b(w, bo, pool);
+  Session b(w, bo, pool);
   const int64_t V = b.n_vocab();
   std::vector<int> slot(static_cast<size_t>(S));
   for (auto& s : slot) s = b.add_sequence();

@@ -3,7 +3,7 @@
 // gets S requests at once (different prompts, greedy, D tokens each); the aggregate is all
 // generated tokens over the wall time from the first submit to the last completion, prompts
 // included, and the decode-only rate from each request's own timings. The same S sequences run
-// through BatchedSession directly (bench-batched) give the engine's overhead. Numbers only.
+// through Session directly (bench-batched) give the engine's overhead. Numbers only.
 //
 //   bench-engine-batching MODEL [--threads N] [--decode D] [--runs R] S...
 #include <algorithm>

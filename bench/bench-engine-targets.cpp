@@ -2,11 +2,11 @@
 // tiny-1m`: seed 0, I2_S linears, F16 embedding, written to a temporary directory or
 // $BITNET_BENCH_MODEL_DIR by bench-models.h):
 //
-//   latency     one decode step (BitNetSession::eval of one token with logits) on 1 thread:
+//   latency     one decode step (Session::eval of one token with logits) on 1 thread:
 //               P50 / P95 / P99 over every step of every repetition (16-token prompt, then 128
 //               steps per repetition; the argmax feeding the next token is not timed).
 //               Goal: P99 < 0.1 ms.
-//   throughput  aggregate decode tokens/s of B sequences in one BatchedSession step on 2 threads
+//   throughput  aggregate decode tokens/s of B sequences in one Session step on 2 threads
 //               (bench/batched-decode.h: 16-token prompts, contexts 16..79), for each B of the
 //               curve; B tokens / median step time, median over repetitions. Goal: the best B
 //               >= 300K tokens/s.
@@ -17,11 +17,11 @@
 //               Goal: < 20 MB loaded and idle (judged on the first figure).
 //   overhead    the same prompt and greedy generation of N tokens (default 128) through
 //               Engine::generate (tokenizing, handing over to the scheduler thread, sampling,
-//               detokenizing, stop handling included) and through a loop of BitNetSession::eval
+//               detokenizing, stop handling included) and through a loop of Session::eval
 //               + argmax on pre-tokenized input, 1 compute thread each, alternating in rotating
 //               order. Overhead = the median over repetitions of the paired ratio Engine / loop,
 //               minus 1 (the ratio of medians is printed too). Two more loops split the
-//               difference: BatchedSession::step (the Engine's forward pass) called directly,
+//               difference: Session::step (the Engine's forward pass) called directly,
 //               without and with a PerfMonitor attached as the Engine attaches one. All loops
 //               must produce the Engine's tokens, else the program fails. Goal: < 1%.
 //
@@ -52,7 +52,7 @@
 #include "bitnet/engine.h"
 #include "core/perf-monitor.h"
 #include "kernels/ternary-matmul.h"
-#include "model/bitnet-b158.h"
+#include "model/session.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/bench-stats.h"
 
@@ -88,19 +88,20 @@ Latency decode_latency(const model::ModelWeights& w, int reps) {
   ThreadPool pool(1);
   model::SessionOptions so;
   so.n_ctx = kPromptTokens + kSteps;
-  model::BitNetSession s(w, so, pool);
+  model::Session s(w, so, pool);
+  const int s_slot = s.add_sequence();
   std::vector<int32_t> prompt(kPromptTokens);
   for (int64_t i = 0; i < kPromptTokens; ++i)
     prompt[static_cast<size_t>(i)] = static_cast<int32_t>((i * 37 + 11) % s.n_vocab());
   std::vector<float> logits(static_cast<size_t>(s.n_vocab()));
   std::vector<double> ms;
   for (int r = -1; r < reps; ++r) {  // r = -1: warm-up, not recorded
-    s.reset();
-    s.eval(prompt, logits.data(), false);
+    s.reset_sequence(s_slot);
+    s.eval(s_slot, prompt, logits.data(), false);
     for (int64_t i = 0; i < kSteps; ++i) {
       const int32_t tok = argmax(logits.data(), s.n_vocab());
       const Clock::time_point t0 = Clock::now();
-      s.eval(std::span<const int32_t>(&tok, 1), logits.data(), false);
+      s.eval(s_slot, std::span<const int32_t>(&tok, 1), logits.data(), false);
       if (r >= 0) ms.push_back(seconds_since(t0) * 1e3);
     }
   }
@@ -223,17 +224,17 @@ Memory measure_memory(const std::string& model_path) {
 // ---- API overhead -------------------------------------------------------------------------------
 
 // The loops timed against each other, alternating (the order rotates every repetition).
-enum Variant { kEngine, kBitNetSession, kBatched, kBatchedMonitor, kVariants };
-constexpr const char* kVariantNames[kVariants] = {"Engine::generate", "BitNetSession::eval loop",
-                                                  "BatchedSession::step loop",
-                                                  "BatchedSession::step loop + PerfMonitor"};
+enum Variant { kEngine, kSessionEval, kBatched, kBatchedMonitor, kVariants };
+constexpr const char* kVariantNames[kVariants] = {"Engine::generate", "Session::eval loop",
+                                                  "Session::step loop",
+                                                  "Session::step loop + PerfMonitor"};
 
 struct Overhead {
   int64_t prompt_tokens = 0, generated = 0;
   int reps = 0;
   double median_ms[kVariants] = {};
   double paired_ratio[kVariants] = {};  // median over repetitions of engine / variant
-  double ratio_of_medians = 0;          // engine / BitNetSession loop
+  double ratio_of_medians = 0;          // engine / Session::eval loop
   // Engine::generate's wall time split by its GenerateTimings (medians): submit until the
   // scheduler thread took the request, then until the first token, the tokens after the first,
   // and from the last token until generate() returned to the caller.
@@ -256,15 +257,16 @@ Overhead api_overhead(const std::string& model_path, const model::ModelWeights& 
   ThreadPool pool(1);
   model::SessionOptions so;
   so.n_ctx = engine.info().context_size;
-  model::BitNetSession s(w, so, pool);
-  // The Engine's own forward pass (since 20cb46e a BatchedSession stepped by a scheduler thread),
+  model::Session s(w, so, pool);
+  const int s_slot = s.add_sequence();
+  // The Engine's own forward pass (since 20cb46e a Session stepped by a scheduler thread),
   // called directly with one sequence: separates the session's cost from the API's. The Engine
   // attaches a PerfMonitor (per-operation clock reads) to its session; the fourth loop does too.
-  model::BatchedOptions bo;
+  model::SessionOptions bo;
   bo.max_sequences = 1;
   bo.n_ctx = engine.info().context_size;
   bo.max_batch_tokens = engine.info().max_batch_tokens;
-  model::BatchedSession bs(w, bo, pool);
+  model::Session bs(w, bo, pool);
   const int slot = bs.add_sequence();
   PerfMonitor monitor;
 
@@ -277,11 +279,12 @@ Overhead api_overhead(const std::string& model_path, const model::ModelWeights& 
   for (auto& o : out) o.reserve(static_cast<size_t>(n_gen));
 
   auto bitnet_session = [&](std::vector<int32_t>& toks) {
-    s.reset();
-    s.eval(prompt, logits.data(), false);
+    s.reset_sequence(s_slot);
+    s.eval(s_slot, prompt, logits.data(), false);
     for (int64_t i = 0; i < n_gen; ++i) {
       toks.push_back(argmax(logits.data(), V));
-      if (i + 1 < n_gen) s.eval(std::span<const int32_t>(&toks.back(), 1), logits.data(), false);
+      if (i + 1 < n_gen)
+        s.eval(s_slot, std::span<const int32_t>(&toks.back(), 1), logits.data(), false);
     }
   };
   auto batched = [&](std::vector<int32_t>& toks, PerfMonitor* mon) {
@@ -309,7 +312,7 @@ Overhead api_overhead(const std::string& model_path, const model::ModelWeights& 
         res = engine.generate(kPrompt, go);
         out[v] = res.tokens;
         break;
-      case kBitNetSession:
+      case kSessionEval:
         bitnet_session(out[v]);
         break;
       case kBatched:
@@ -360,7 +363,7 @@ Overhead api_overhead(const std::string& model_path, const model::ModelWeights& 
     o.median_ms[v] = model::median(ms[v]);
     o.paired_ratio[v] = model::median(ratio[v]);
   }
-  o.ratio_of_medians = o.median_ms[kEngine] / o.median_ms[kBitNetSession];
+  o.ratio_of_medians = o.median_ms[kEngine] / o.median_ms[kSessionEval];
   o.queue_ms = model::median(queue);
   o.first_token_ms = model::median(first);
   o.later_tokens_ms = model::median(later);
@@ -516,12 +519,12 @@ int main(int argc, char** argv) {
                              {"later_tokens", o.later_tokens_ms},
                              {"return_to_caller", o.return_ms}}}};
       text +=
-          "  (ratio of medians, Engine / BitNetSession loop: " + fmt("%.4f", o.ratio_of_medians) +
+          "  (ratio of medians, Engine / Session::eval loop: " + fmt("%.4f", o.ratio_of_medians) +
           ")\n  Engine::generate by its timings: " + "queue " + fmt("%.3f", o.queue_ms) +
           " ms, then first token " + fmt("%.3f", o.first_token_ms) + " ms, " +
           std::to_string(o.generated - 1) + " more tokens " + fmt("%.3f", o.later_tokens_ms) +
           " ms, return to the caller " + fmt("%.3f", o.return_ms) + " ms\n";
-      const double pct = (o.paired_ratio[kBitNetSession] - 1) * 100;
+      const double pct = (o.paired_ratio[kSessionEval] - 1) * 100;
       goals.push_back({"Engine API overhead", fmt("%+.2f%%", pct), "< 1%", pct < 1.0});
     }
 

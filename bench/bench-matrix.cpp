@@ -1,13 +1,13 @@
 // Benchmark matrix (issue 6 item 3): tokens/s of the batched session by batch x model x threads.
 //
-//   decode/<model>/batch:B/threads:T   one decode step of B sequences in one BatchedSession step:
+//   decode/<model>/batch:B/threads:T   one decode step of B sequences in one Session step:
 //       one token each, all asking for logits (M = B rows through every linear and the LM head).
 //       Prompts of 16 tokens; timed steps attend over 16..79 cached positions (BatchedDecode in
 //       batched-decode.h). The greedy argmax that feeds each sequence's next token is not timed.
 //   prefill/<model>/rows:B/threads:T   B prompt tokens of one sequence in one step from an empty
 //       cache (M = B rows through the GEMM path; logits of the last row only).
 //
-// Iteration time is the BatchedSession::step call alone (manual time): the untimed work (prefill
+// Iteration time is the Session::step call alone (manual time): the untimed work (prefill
 // before decoding, rewinding every 64 steps) does not count. Counter tok_s = tokens per second of
 // timed step time (B per step). Batches 1, 8, 16, 32, 64, 128; threads 1, 2.
 //
@@ -202,7 +202,7 @@ std::string matrix_svg(const std::vector<Point>& points) {
   const std::string title =
       std::string("bench-matrix: tokens/s by batch, kernels ") +
       kernels::isa_name(kernels::active_kernels().isa) +
-      "\ndecode: one BatchedSession step of B sequences, one token each (solid); prefill: B prompt"
+      "\ndecode: one Session step of B sequences, one token each (solid); prefill: B prompt"
       "\ntokens of one sequence in one step (dashed). Dummy models, random ternary weights.";
   return line_chart_svg(title, "batch (sequences per decode step, rows per prefill step)",
                         "tokens/s", panels);

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "core/perf-monitor.h"
-#include "model/bitnet-b158.h"
+#include "model/session.h"
 
 namespace {
 
@@ -29,17 +29,18 @@ int64_t argmax(const std::vector<float>& v) {
 }  // namespace
 
 // Prefill of n_prompt tokens, then n_decode greedy steps. Not inlined: it is the measured region.
-extern "C" __attribute__((noinline)) int32_t bitnet_callgrind_region(
-    bitnet::model::BitNetSession& s, int64_t n_prompt, int64_t n_decode) {
+extern "C" __attribute__((noinline)) int32_t bitnet_callgrind_region(bitnet::model::Session& s,
+                                                                     int s_slot, int64_t n_prompt,
+                                                                     int64_t n_decode) {
   std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
   for (int64_t i = 0; i < n_prompt; ++i)
     prompt[static_cast<size_t>(i)] = static_cast<int32_t>((i * 37 + 11) % s.n_vocab());
   std::vector<float> logits(static_cast<size_t>(s.n_vocab()));
-  s.eval(prompt, logits.data(), false);
+  s.eval(s_slot, prompt, logits.data(), false);
   int32_t tok = 0;
   for (int64_t i = 0; i < n_decode; ++i) {
     tok = static_cast<int32_t>(argmax(logits));
-    s.eval(std::span<const int32_t>(&tok, 1), logits.data(), false);
+    s.eval(s_slot, std::span<const int32_t>(&tok, 1), logits.data(), false);
   }
   return tok;
 }
@@ -59,10 +60,12 @@ int main(int argc, char** argv) {
     bitnet::model::SessionOptions so;
     so.kv = bitnet::model::KvType::F32;
     so.n_ctx = 256;
-    bitnet::model::BitNetSession s(*w, so, pool);
+    bitnet::model::Session s(*w, so, pool);
+    const int s_slot = s.add_sequence();
     bitnet::PerfMonitor perf;
     if (monitor) s.set_monitor(&perf);
-    const int32_t last = bitnet_callgrind_region(s, std::atoll(argv[2]), std::atoll(argv[3]));
+    const int32_t last =
+        bitnet_callgrind_region(s, s_slot, std::atoll(argv[2]), std::atoll(argv[3]));
     std::printf("last token %d, kernels %s\n", last,
                 bitnet::kernels::isa_name(bitnet::kernels::active_kernels().isa));
     return 0;

@@ -1,8 +1,8 @@
-// BatchedSession (model/batched-session.h) on the reference tiny-b158 model: every sequence's
-// logits in a batched run are bit-identical to the same tokens run alone in a BitNetSession, under
-// continuous batching (staggered joins, a removal and slot reuse), mixed prefill and decode items,
-// and both KV types; bad input is refused before anything changes; step() never allocates after
-// its first call.
+// Session (model/session.h) on the reference tiny-b158 model: every sequence's
+// logits in a batched run are bit-identical to the same tokens run alone in a session of its own,
+// under continuous batching (staggered joins, a removal and slot reuse), mixed prefill and decode
+// items, and both KV types; bad input is refused before anything changes; step() never allocates
+// after its first call.
 //
 // Why bit-identical rather than a tolerance: each row's quantization, ternary matmul (checked
 // bit-exact per row against the dense oracle for M = 1..17 on every ISA in test-ternary-matmul),
@@ -22,8 +22,7 @@
 #include <tuple>
 #include <vector>
 
-#include "model/batched-session.h"
-#include "model/bitnet-b158.h"
+#include "model/session.h"
 
 // Heap allocations through operator new, counted while g_counting is set.
 namespace {
@@ -117,7 +116,8 @@ std::vector<int32_t> tokens_for(uint32_t seed, size_t n, int64_t n_vocab) {
   return t;
 }
 
-// The oracle: logits of every position of `tokens` run alone in a BitNetSession ([n][V]).
+// The oracle: logits of every position of `tokens` run alone, one sequence in a session of its
+// own evaluated in as many steps as eval() cuts it into ([n][V]).
 std::vector<float> alone(const std::vector<int32_t>& tokens, KvType kv, ThreadPool& pool,
                          bool quantize_activations = true, bool fused = true) {
   SessionOptions so;
@@ -125,9 +125,10 @@ std::vector<float> alone(const std::vector<int32_t>& tokens, KvType kv, ThreadPo
   so.n_ctx = static_cast<int64_t>(tokens.size());
   so.kv = kv;
   so.quantize_activations = quantize_activations;
-  BitNetSession s(tiny(), so, pool);
+  Session s(tiny(), so, pool);
+  const int s_slot = s.add_sequence();
   std::vector<float> out(tokens.size() * static_cast<size_t>(s.n_vocab()));
-  s.eval(tokens, out.data(), true);
+  s.eval(s_slot, tokens, out.data(), true);
   return out;
 }
 
@@ -194,13 +195,13 @@ TEST_P(Continuous, EverySequenceMatchesItsSingleRun) {
   }
   seqs[1].remove_after = 9 + 3;  // prompt, then 3 decode tokens
 
-  BatchedOptions bo;
+  SessionOptions bo;
   bo.max_sequences = 4;
   bo.n_ctx = 24;
   bo.kv = kv;
   bo.max_batch_tokens = 16;
   bo.kv_page_size = std::get<1>(GetParam());
-  BatchedSession b(tiny(), bo, pool);
+  Session b(tiny(), bo, pool);
   std::vector<BatchItem> items;
   std::vector<size_t> owner;  // seqs index of each item
   std::vector<float> logits(static_cast<size_t>(bo.max_batch_tokens * V));
@@ -278,13 +279,13 @@ TEST(Batched, PagesAreReservedAndRefusedNotExhaustedMidWay) {
   REQUIRE_MODEL();
   ThreadPool pool(2);
   const int64_t V = tiny().config().n_vocab;
-  BatchedOptions bo;
+  SessionOptions bo;
   bo.max_sequences = 4;
   bo.n_ctx = 16;
   bo.max_batch_tokens = 16;
   bo.kv_page_size = 4;
   bo.kv_pages = 6;
-  BatchedSession b(tiny(), bo, pool);
+  Session b(tiny(), bo, pool);
   EXPECT_EQ(b.kv_bytes(), b.kv_pool().page_bytes() * 6);
   EXPECT_EQ(b.pages_for(10), 3);
   EXPECT_EQ(b.pages_for(100), 4);    // capped at n_ctx
@@ -328,9 +329,9 @@ TEST(Batched, PagesAreReservedAndRefusedNotExhaustedMidWay) {
   EXPECT_EQ(b.kv_pool().pages_in_use(), 0);
   EXPECT_EQ(b.kv_pool().available(), 6);
 
-  BatchedOptions bad = bo;
+  SessionOptions bad = bo;
   bad.kv_page_size = 6;
-  expect_error<std::invalid_argument>([&] { BatchedSession(tiny(), bad, pool); },
+  expect_error<std::invalid_argument>([&] { Session(tiny(), bad, pool); },
                                       "page_size (6, a power of 2)");
 }
 
@@ -349,10 +350,11 @@ TEST(Batched, FusedNormQuantIsBitIdenticalToUnfused) {
     SessionOptions split;
     split.n_ctx = 16;
     split.fused_norm_quant = false;
-    split.split_fused_linears = true;  // q, k, v and gate, up as separate BitLinears
-    BitNetSession sp(tiny(), split, pool);
+    split.split_linears = true;  // q, k, v and gate, up as separate BitLinears
+    Session sp(tiny(), split, pool);
+    const int sp_slot = sp.add_sequence();
     std::vector<float> split_logits(t.size() * static_cast<size_t>(V));
-    sp.eval(t, split_logits.data(), true);
+    sp.eval(sp_slot, t, split_logits.data(), true);
     for (size_t i = 0; i < t.size(); ++i) {
       EXPECT_TRUE(same_row(fused.data() + i * V, plain.data() + i * V, V))
           << "position " << i << ", " << threads << " threads";
@@ -362,23 +364,24 @@ TEST(Batched, FusedNormQuantIsBitIdenticalToUnfused) {
     SessionOptions so;
     so.n_ctx = 16;
     so.fused_norm_quant = false;
-    BitNetSession s(tiny(), so, pool);
+    Session s(tiny(), so, pool);
+    const int s_slot = s.add_sequence();
     std::vector<float> row(static_cast<size_t>(V));
-    s.eval(std::span<const int32_t>(t.data(), 7), row.data(), false);
+    s.eval(s_slot, std::span<const int32_t>(t.data(), 7), row.data(), false);
     EXPECT_TRUE(same_row(row.data(), fused.data() + 6 * V, V));
     for (size_t i = 7; i < t.size(); ++i) {
-      s.eval(std::span<const int32_t>(&t[i], 1), row.data(), false);
+      s.eval(s_slot, std::span<const int32_t>(&t[i], 1), row.data(), false);
       EXPECT_TRUE(same_row(row.data(), fused.data() + i * V, V)) << "decode position " << i;
     }
     split.fused_norm_quant = true;
-    expect_error<std::invalid_argument>([&] { BitNetSession(tiny(), split, pool); },
-                                        "split_fused_linears needs");
-    BatchedOptions bo;
+    expect_error<std::invalid_argument>([&] { Session(tiny(), split, pool); },
+                                        "split linears need");
+    SessionOptions bo;
     bo.max_sequences = 1;
     bo.n_ctx = 16;
     bo.max_batch_tokens = 11;
     bo.fused_norm_quant = false;
-    BatchedSession b(tiny(), bo, pool);
+    Session b(tiny(), bo, pool);
     const int slot = b.add_sequence();
     std::vector<BatchItem> items;
     for (int32_t tok : t) items.push_back({slot, tok, true});
@@ -398,13 +401,13 @@ TEST(Batched, ValidationModeMatchesTheSingleSession) {
   const int64_t V = tiny().config().n_vocab;
   const auto ta = tokens_for(51, 6, V), tb = tokens_for(52, 5, V);
   const auto wa = alone(ta, KvType::F32, pool, false), wb = alone(tb, KvType::F32, pool, false);
-  BatchedOptions bo;
+  SessionOptions bo;
   bo.max_sequences = 2;
   bo.n_ctx = 8;
   bo.kv = KvType::F32;
   bo.max_batch_tokens = 11;
   bo.quantize_activations = false;
-  BatchedSession b(tiny(), bo, pool);
+  Session b(tiny(), bo, pool);
   const int a = b.add_sequence(), c = b.add_sequence();
   std::vector<BatchItem> items;
   for (size_t i = 0; i < 6; ++i) items.push_back({a, ta[i], true});
@@ -428,11 +431,11 @@ TEST(Batched, MixedPrefillAndDecodeInOneStep) {
   const auto ta = tokens_for(11, 7, V), tb = tokens_for(12, 5, V), tc = tokens_for(13, 4, V);
   const auto wa = alone(ta, KvType::F16, pool), wb = alone(tb, KvType::F16, pool),
              wc = alone(tc, KvType::F16, pool);
-  BatchedOptions bo;
+  SessionOptions bo;
   bo.max_sequences = 3;
   bo.n_ctx = 16;
   bo.max_batch_tokens = 8;
-  BatchedSession b(tiny(), bo, pool);
+  Session b(tiny(), bo, pool);
   const int a = b.add_sequence(), bs = b.add_sequence(), c = b.add_sequence();
   ASSERT_EQ(b.add_sequence(), -1);
   // A: prompt of 6 in one step, no logits; C: 2 tokens with logits for the last.
@@ -476,11 +479,11 @@ TEST(Batched, ErrorsAreClearAndChangeNothing) {
   const int64_t V = tiny().config().n_vocab;
   const auto ta = tokens_for(21, 8, V), tb = tokens_for(22, 4, V);
   const auto wa = alone(ta, KvType::F16, pool), wb = alone(tb, KvType::F16, pool);
-  BatchedOptions bo;
+  SessionOptions bo;
   bo.max_sequences = 2;
   bo.n_ctx = 8;
   bo.max_batch_tokens = 6;
-  BatchedSession b(tiny(), bo, pool);
+  Session b(tiny(), bo, pool);
   const int a = b.add_sequence(), bs = b.add_sequence();
   std::vector<float> logits(6 * static_cast<size_t>(V));
   std::vector<BatchItem> items;
@@ -532,12 +535,12 @@ TEST(Batched, ErrorsAreClearAndChangeNothing) {
   EXPECT_EQ(b.n_past(a), 0);
   EXPECT_EQ(b.add_sequence(), -1);
 
-  BatchedOptions bad = bo;
+  SessionOptions bad = bo;
   bad.max_sequences = 0;
-  expect_error<IA>([&] { BatchedSession(tiny(), bad, pool); }, "max_sequences (0)");
+  expect_error<IA>([&] { Session(tiny(), bad, pool); }, "max_sequences (0)");
   bad = bo;
   bad.max_batch_tokens = 0;
-  expect_error<IA>([&] { BatchedSession(tiny(), bad, pool); }, "max_batch_tokens (0)");
+  expect_error<IA>([&] { Session(tiny(), bad, pool); }, "max_batch_tokens (0)");
 }
 
 // --------------------------------------------------------------- allocation
@@ -546,11 +549,11 @@ TEST(Batched, StepDoesNotAllocateAfterTheFirstCall) {
   REQUIRE_MODEL();
   ThreadPool pool(2);
   const int64_t V = tiny().config().n_vocab;
-  BatchedOptions bo;
+  SessionOptions bo;
   bo.max_sequences = 4;
   bo.n_ctx = 32;
   bo.max_batch_tokens = 12;
-  BatchedSession b(tiny(), bo, pool);
+  Session b(tiny(), bo, pool);
   int slots[4];
   for (int& s : slots) s = b.add_sequence();
   std::vector<float> logits(12 * static_cast<size_t>(V));

@@ -9,7 +9,7 @@
 #include <new>
 #include <vector>
 
-#include "model/bitnet-b158.h"
+#include "model/session.h"
 
 // GCC pairs the inlined replacement operator delete (std::free) with the replaced operator new and
 // warns of a mismatch that is not one: both replacements use malloc/free.
@@ -63,15 +63,16 @@ TEST(DecodeAllocations, NoHeapAllocationPerDecodeStep) {
       ThreadPool pool(threads);
       SessionOptions so;
       so.kv = kv;
-      BitNetSession s(*w, so, pool);
+      Session s(*w, so, pool);
+      const int s_slot = s.add_sequence();
       std::vector<float> logits(static_cast<size_t>(s.n_vocab()));
       const std::vector<int32_t> prompt = {4096, 791, 4062, 293, 654};
-      s.eval(prompt, logits.data(), false);  // prefill (may warm anything lazy)
+      s.eval(s_slot, prompt, logits.data(), false);  // prefill (may warm anything lazy)
       int32_t tok = 13;
       g_allocations = 0;
       g_counting = true;
       for (int i = 0; i < 32; ++i) {
-        s.eval(std::span<const int32_t>(&tok, 1), logits.data(), false);
+        s.eval(s_slot, std::span<const int32_t>(&tok, 1), logits.data(), false);
         tok = (tok * 31 + 7) % 4000;
       }
       g_counting = false;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "model/bitnet-b158.h"
 #include "model/execution-plan.h"
 #include "tools/dummy-model.h"
 
@@ -64,10 +65,14 @@ TEST(ExecutionPlan, FusedPlanOf2b4t) {
                   "down", "residual", "output_norm", "lm_head"}));
     EXPECT_FALSE(p.buffers()[static_cast<size_t>(PlanBuffer::Act)].used);
     expect_sound(p);
-    // gate_up (the largest) shares with qkv and attn, which are dead by then.
+    // gate_up shares bytes with buffers dead by then (qkv, attn or the attention scores).
     const auto& gu = p.buffers()[static_cast<size_t>(PlanBuffer::GateUp)];
-    const auto& qkv = p.buffers()[static_cast<size_t>(PlanBuffer::Qkv)];
-    EXPECT_EQ(gu.offset, qkv.offset);
+    bool shares = false;
+    for (PlanBuffer other : {PlanBuffer::Qkv, PlanBuffer::Attn, PlanBuffer::Scores}) {
+      const auto& o = p.buffers()[static_cast<size_t>(other)];
+      shares = shares || (gu.offset < o.offset + o.bytes && o.offset < gu.offset + gu.bytes);
+    }
+    EXPECT_TRUE(shares) << rows << " rows";
     EXPECT_EQ(gu.bytes, static_cast<size_t>(rows * 2 * cfg.n_ff * 4 + 63) / 64 * 64);
   }
 }
@@ -92,6 +97,42 @@ TEST(ExecutionPlan, UnfusedAndValidationPlans) {
   EXPECT_FALSE(validation.buffers()[static_cast<size_t>(PlanBuffer::Q8)].used);
   expect_sound(validation);
   EXPECT_NE(validation.describe().find("need quantized activations"), std::string::npos);
+}
+
+// The rewrites on the architecture's layer: what runs is the unfused list rewritten, and the split
+// form has q, k, v and gate, up as row ranges of the fused matrices.
+TEST(ExecutionPlan, FusedAndSplitFormsAreRewritesOfTheLayer) {
+  const ModelConfig& cfg = find_dummy_preset("tiny-1m").config;
+  std::vector<PlanOp> layer = bitnet_b158_layer(cfg, kernels::TernaryLayout::T2, true);
+  ASSERT_EQ(layer.size(), 11u);
+  std::vector<PlanOp> fused = layer;
+  fuse_norm_quant(fused);
+  std::vector<std::string> n;
+  for (const PlanOp& op : fused) n.push_back(op.name);
+  EXPECT_EQ(n, (std::vector<std::string>{"attn_norm+quant", "qkv", "rope+kv+attention",
+                                          "attn_sub_norm+quant", "attn_out",
+                                          "residual+ffn_norm+quant", "gate_up",
+                                          "act+ffn_sub_norm+quant", "down", "residual"}));
+  EXPECT_EQ(fused[1].kind, OpKind::MatmulQ8);
+  EXPECT_TRUE(fused[5].add_residual);
+  std::vector<PlanOp> split = layer;
+  split_linears(split, cfg);
+  std::vector<std::pair<int64_t, int64_t>> rows;
+  for (const PlanOp& op : split) {
+    if (op.kind == OpKind::Linear && (op.linear == LinearId::Qkv || op.linear == LinearId::GateUp))
+      rows.push_back({op.row0, op.row1});
+  }
+  const int64_t E = cfg.n_embd, KV = cfg.n_embd_kv(), F = cfg.n_ff;
+  EXPECT_EQ(rows, (std::vector<std::pair<int64_t, int64_t>>{
+                      {0, E}, {E, E + KV}, {E + KV, E + 2 * KV}, {0, F}, {F, 2 * F}}));
+  PlanOptions o;
+  o.fused_norm_quant = false;
+  o.split_linears = true;
+  const ExecutionPlan p(cfg, kernels::TernaryLayout::T2, o);
+  EXPECT_EQ(p.ops().size(), 1 + split.size() + 2);  // embed, the layer, output_norm, lm_head
+  expect_sound(p);
+  o.fused_norm_quant = true;
+  EXPECT_THROW(ExecutionPlan(cfg, kernels::TernaryLayout::T2, o), std::invalid_argument);
 }
 
 TEST(ExecutionPlan, DescribeListsOpsBuffersAndTheArena) {

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "model/bitnet-b158.h"
+#include "model/session.h"
 
 namespace bitnet::model {
 namespace {
@@ -77,16 +77,17 @@ struct Logits {
 };
 Logits run_model(const ModelWeights& w, const SessionOptions& so, const Golden& g) {
   ThreadPool pool(2);
-  BitNetSession s(w, so, pool);
+  Session s(w, so, pool);
+  const int s_slot = s.add_sequence();
   const int64_t V = s.n_vocab();
   Logits r;
   r.prompt.resize(g.prompt.size() * static_cast<size_t>(V));
-  s.eval(g.prompt, r.prompt.data(), true);
+  s.eval(s_slot, g.prompt, r.prompt.data(), true);
   r.gen.resize(16 * static_cast<size_t>(V));
   std::copy(r.prompt.end() - V, r.prompt.end(), r.gen.begin());
   for (int k = 1; k < 16; ++k) {
     const int32_t tok = g.greedy[static_cast<size_t>(k - 1)];
-    s.eval(std::span<const int32_t>(&tok, 1), r.gen.data() + k * V, false);
+    s.eval(s_slot, std::span<const int32_t>(&tok, 1), r.gen.data() + k * V, false);
   }
   return r;
 }
@@ -295,16 +296,19 @@ TEST(Session, ContextOverflowAndBadTokensAreClearErrors) {
   ThreadPool pool(1);
   SessionOptions so;
   so.n_ctx = 8;
-  BitNetSession s(*w, so, pool);
+  Session s(*w, so, pool);
+  const int s_slot = s.add_sequence();
   std::vector<int32_t> toks(9, 1);
-  EXPECT_THROW(s.eval(toks, nullptr, false), std::out_of_range);
-  EXPECT_EQ(s.n_past(), 0);
+  EXPECT_THROW(s.eval(s_slot, toks, nullptr, false), std::out_of_range);
+  EXPECT_EQ(s.n_past(s_slot), 0);
   const int32_t bad = 4112;
-  EXPECT_THROW(s.eval(std::span<const int32_t>(&bad, 1), nullptr, false), std::invalid_argument);
+  EXPECT_THROW(s.eval(s_slot, std::span<const int32_t>(&bad, 1), nullptr, false),
+               std::invalid_argument);
   std::vector<float> logits(4112);
-  s.eval(std::span<const int32_t>(toks.data(), 8), logits.data(), false);
-  EXPECT_EQ(s.n_past(), 8);
-  EXPECT_THROW(s.eval(std::span<const int32_t>(toks.data(), 1), nullptr, false), std::out_of_range);
+  s.eval(s_slot, std::span<const int32_t>(toks.data(), 8), logits.data(), false);
+  EXPECT_EQ(s.n_past(s_slot), 8);
+  EXPECT_THROW(s.eval(s_slot, std::span<const int32_t>(toks.data(), 1), nullptr, false),
+               std::out_of_range);
 }
 
 TEST(Session, BatchSplittingDoesNotChangeLogits) {
@@ -312,7 +316,7 @@ TEST(Session, BatchSplittingDoesNotChangeLogits) {
   const auto w = load_model("tiny-b158.tq1_0.gguf");
   const Golden g = load_golden("tiny-b158", "exact", "p2");
   SessionOptions whole, split;
-  split.max_batch = 7;
+  split.max_batch_tokens = 7;
   const Logits a = run_model(*w, whole, g), b = run_model(*w, split, g);
   EXPECT_EQ(a.prompt, b.prompt);
   EXPECT_EQ(a.gen, b.gen);

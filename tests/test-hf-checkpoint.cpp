@@ -28,9 +28,9 @@
 #include "formats/ggml-types.h"
 #include "formats/gguf.h"
 #include "formats/tensor-codec.h"
-#include "model/bitnet-b158.h"
 #include "model/model-config.h"
 #include "model/model-weights.h"
+#include "model/session.h"
 #include "tokenizer/tokenizer.h"
 
 namespace bitnet::model {
@@ -464,10 +464,11 @@ std::vector<float> run_tokens(const ModelWeights& w) {
   ThreadPool pool(1);
   SessionOptions so;
   so.n_ctx = 16;
-  BitNetSession session(w, so, pool);
+  Session session(w, so, pool);
+  const int session_slot = session.add_sequence();
   const std::vector<int32_t> tokens = {4096, 9, 1917, 4105, 3};
   std::vector<float> logits(tokens.size() * static_cast<size_t>(w.config().n_vocab));
-  session.eval(tokens, logits.data(), true);
+  session.eval(session_slot, tokens, logits.data(), true);
   return logits;
 }
 

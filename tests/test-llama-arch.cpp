@@ -14,7 +14,7 @@
 
 #include "formats/ggml-types.h"
 #include "formats/gguf.h"
-#include "model/bitnet-b158.h"
+#include "model/session.h"
 
 namespace bitnet::model {
 namespace {
@@ -100,9 +100,10 @@ std::vector<float> prompt_logits(const std::string& path, const std::vector<int3
   SessionOptions so;
   so.kv = KvType::F32;
   so.quantize_activations = act_quant;
-  BitNetSession s(*w, so, pool);
+  Session s(*w, so, pool);
+  const int s_slot = s.add_sequence();
   std::vector<float> out(toks.size() * static_cast<size_t>(s.n_vocab()));
-  s.eval(toks, out.data(), true);
+  s.eval(s_slot, toks, out.data(), true);
   return out;
 }
 

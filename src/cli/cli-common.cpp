@@ -170,13 +170,6 @@ int64_t CommonModelOptions::context(const model::ModelConfig& config, int64_t fa
   return n_ctx > 0 ? n_ctx : std::min(fallback, config.n_ctx_train);
 }
 
-model::SessionOptions CommonModelOptions::session_options(const model::ModelConfig& config) const {
-  model::SessionOptions so;
-  so.n_ctx = context(config, config.n_ctx_train);
-  so.kv = kv;
-  return so;
-}
-
 EngineConfig CommonModelOptions::engine_config() const {
   EngineConfig c;
   c.threads = threads;

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "bitnet/engine.h"
-#include "model/bitnet-b158.h"
+#include "model/kv-cache.h"
 #include "model/model-weights.h"
 #include "tokenizer/tokenizer.h"
 
@@ -80,7 +80,6 @@ struct CommonModelOptions {
   int resolved_threads() const;  // threads, 0 resolved to the hardware threads
   // n_ctx checked against the model's trained context (UsageError above it), 0 -> fallback.
   int64_t context(const model::ModelConfig& config, int64_t fallback) const;
-  model::SessionOptions session_options(const model::ModelConfig& config) const;
   EngineConfig engine_config() const;  // one request at a time; context_size as given
 };
 

@@ -13,7 +13,6 @@
 
 #include "cli/cli-common.h"
 #include "cli/commands.h"
-#include "model/bitnet-b158.h"
 #include "tokenizer/tokenizer.h"
 
 namespace bitnet::cli {

@@ -40,7 +40,7 @@ model::LoadOptions load_options(const EngineConfig& c) {
 
 ResolvedConfig resolve_config(const EngineConfig& config, const model::ModelConfig& m) {
   ResolvedConfig r;
-  model::BatchedOptions& bo = r.batch;
+  model::SessionOptions& bo = r.batch;
   bo.max_sequences = config.max_concurrent_requests;
   bo.n_ctx = config.context_size > 0 ? std::min(config.context_size, m.n_ctx_train) : m.n_ctx_train;
   bo.kv = config.kv_type == KvCacheType::F32 ? model::KvType::F32 : model::KvType::F16;

@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "bitnet/engine.h"
-#include "model/batched-session.h"
+#include "model/session.h"
 #include "model/model-config.h"
 #include "model/model-weights.h"
 
@@ -19,7 +19,7 @@ void validate_config(const EngineConfig& config);
 model::LoadOptions load_options(const EngineConfig& config);
 
 struct ResolvedConfig {
-  model::BatchedOptions batch;  // sequences, context, KV type and pages, step tokens, modes
+  model::SessionOptions batch;  // sequences, context, KV type and pages, step tokens, modes
   int threads = 0;              // compute threads of the step (0 resolved to the cores)
   uint64_t kv_page_bytes = 0;   // one page of kv_page_size positions, all layers, K and V
   uint64_t kv_pool_bytes() const { return kv_page_bytes * static_cast<uint64_t>(batch.kv_pages); }

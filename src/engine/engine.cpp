@@ -134,7 +134,7 @@ Engine::Impl::Impl(const std::string& path, const EngineConfig& cfg) : config(cf
   }
   chat_template = tmpl.tmpl;
   resolved = engine::resolve_config(config, mcfg);
-  const model::BatchedOptions& bo = resolved.batch;
+  const model::SessionOptions& bo = resolved.batch;
 
   info.model_path = path;
   info.architecture = model::arch_name(mcfg.arch);

@@ -65,7 +65,7 @@ std::unique_ptr<Request> RequestBuilder::build(TokenPrompt prompt, const Generat
   request->sampling = sampler_params(options);
   request->prompt = std::move(prompt.tokens);
   const auto n = static_cast<int64_t>(request->prompt.size());
-  const model::BatchedOptions& bo = config_.batch;
+  const model::SessionOptions& bo = config_.batch;
   if (n == 0) {
     throw Error(
         "the prompt has no tokens (an empty TokenPrompt, or empty text and a vocabulary "

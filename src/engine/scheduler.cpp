@@ -46,7 +46,7 @@ std::exception_ptr as_error(std::exception_ptr e, const std::string& context) {
 Scheduler::Scheduler(const model::ModelWeights& weights, const model::Tokenizer& tokenizer,
                      const ResolvedConfig& config, bool prefix_cache)
     : weights_(weights), tok_(tokenizer), config_(config), prefix_cache_(prefix_cache) {
-  const model::BatchedOptions& bo = config_.batch;
+  const model::SessionOptions& bo = config_.batch;
   items_.reserve(static_cast<size_t>(bo.max_batch_tokens));
   batch_.reserve(static_cast<size_t>(bo.max_sequences));
   parked_.reserve(static_cast<size_t>(bo.max_sequences));
@@ -144,7 +144,7 @@ void Scheduler::ensure_session() {
   if (session_) return;
   std::lock_guard stats_lock(stats_mu_);
   pool_ = std::make_unique<ThreadPool>(config_.threads);
-  session_ = std::make_unique<model::BatchedSession>(weights_, config_.batch, *pool_);
+  session_ = std::make_unique<model::Session>(weights_, config_.batch, *pool_);
   session_->set_monitor(&monitor_);
   logits_.resize(static_cast<size_t>(config_.batch.max_sequences * tok_.n_vocab()));
 }
@@ -439,7 +439,7 @@ SchedulerStats Scheduler::stats() const {
   SchedulerStats s;
   {
     std::lock_guard lock(stats_mu_);
-    if (const model::BatchedSession* b = session_.get()) {
+    if (const model::Session* b = session_.get()) {
       const model::KvPagePool& kv = b->kv_pool();
       s.kv_pool_bytes = kv.bytes();
       s.kv_page_bytes = kv.page_bytes();

@@ -1,5 +1,5 @@
 // The Engine's scheduler: a FIFO of validated requests served by continuous batching over one
-// BatchedSession (model/batched-session.h). Each step, every admitted request contributes its next
+// Session (model/session.h). Each step, every admitted request contributes its next
 // token, or a chunk of its prompt while the step has room (max_batch_tokens); requests are admitted
 // in FIFO order while a slot is free (max_concurrent_requests) and the KV page pool can reserve
 // their worst case (prompt + max_tokens), so none fails mid-way for want of memory.
@@ -30,7 +30,7 @@
 #include "core/thread-pool.h"
 #include "engine/engine-config.h"
 #include "engine/generation.h"
-#include "model/batched-session.h"
+#include "model/session.h"
 #include "model/model-weights.h"
 #include "tokenizer/tokenizer.h"
 
@@ -127,7 +127,7 @@ class Scheduler {
   // Owned by the driving thread; read by stats() and profile_json() under stats_mu_.
   mutable std::mutex stats_mu_;
   std::unique_ptr<ThreadPool> pool_;
-  std::unique_ptr<model::BatchedSession> session_;
+  std::unique_ptr<model::Session> session_;
   PerfMonitor monitor_;
   uint64_t steps_ = 0, step_tokens_ = 0, prefix_hits_ = 0, prefix_tokens_ = 0;
 

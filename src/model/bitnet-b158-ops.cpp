@@ -98,34 +98,6 @@ void embed_row(const ModelWeights& w, int32_t token, float* x) {
                           embd.data + static_cast<size_t>(token) * row_bytes(embd.type, E), x, E);
 }
 
-ActivationArena::ActivationArena(const ExecutionPlan& plan, int threads)
-    : arena_(plan.arena_bytes()), rows_(static_cast<size_t>(threads * plan.q8_row_bytes())) {
-  uint8_t* base = arena_.data();
-  auto f = [&](PlanBuffer b) { return reinterpret_cast<float*>(base + plan.offset(b)); };
-  b_ = LayerBuffers{f(PlanBuffer::X),    f(PlanBuffer::H),   f(PlanBuffer::Qkv),
-                    f(PlanBuffer::Attn), f(PlanBuffer::Tmp), f(PlanBuffer::GateUp),
-                    f(PlanBuffer::Act)};
-  q8_.q = reinterpret_cast<int8_t*>(base + plan.offset(PlanBuffer::Q8));
-  q8_.scale = reinterpret_cast<float*>(base + plan.q8_scale_offset());
-  q8_.sum = reinterpret_cast<int32_t*>(base + plan.q8_sum_offset());
-  q8_.row = rows_.data();
-  q8_.max_k = plan.q8_row_bytes();
-}
-
-StepState::StepState(const ModelWeights& w, int64_t max_rows, bool quantize_activations,
-                     bool fused_norm_quant, int threads)
-    : inv_freq(rope_inv_freq(w.config())),
-      rope_cs(static_cast<size_t>(max_rows * w.config().rope_dim), 0.0),
-      rope_dim(w.config().rope_dim) {
-  PlanOptions po;
-  po.max_rows = max_rows;
-  po.quantize_activations = quantize_activations;
-  po.fused_norm_quant = fused_norm_quant;
-  plan = ExecutionPlan(w.config(), w.layout(), po);
-  arena = ActivationArena(plan, threads);
-  if (!quantize_activations) dense = DenseLinears(w);
-}
-
 void bitlinear_q8(ThreadPool& pool, const kernels::KernelTable& kt, const PackedLinear& w,
                   const float* in, int64_t n, Q8Scratch& q8, float* out) {
   const int64_t K = w.view.k, N = w.view.n;

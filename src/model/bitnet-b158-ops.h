@@ -1,19 +1,16 @@
-// Per-row pieces of the BitNet b1.58 forward pass (bitnet-b158.h describes the graph), shared by
-// the single-sequence BitNetSession and the multi-sequence BatchedSession so that both compute
-// every row with the same operations in the same order: a row's result never depends on which
-// other rows share its step (the ternary matmul is row-independent too, kernel-types.h), so a
-// sequence decoded in a batch gets bit-identical logits to the same sequence decoded alone.
-// Internal to the model layer.
+// The operations of the BitNet b1.58 forward pass (bitnet-b158.h describes the graph) that the
+// session's plan interpreter calls (session.cpp). Each computes every row from that row alone, in
+// the same order whatever else shares the step (the ternary matmul is row-independent too,
+// kernel-types.h), so a sequence's logits do not depend on the batch it runs in. Internal to the
+// model layer.
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <vector>
 
 #include "core/perf-monitor.h"
 #include "core/thread-pool.h"
 #include "kernels/ternary-matmul.h"
-#include "model/execution-plan.h"
 #include "model/kv-cache.h"
 #include "model/model-config.h"
 #include "model/model-weights.h"
@@ -110,148 +107,5 @@ void attend_heads(const kernels::KernelTable& kt, const KvCache& kv, int64_t lay
 // attend_heads for one query head.
 void attend_head(const kernels::KernelTable& kt, const KvCache& kv, int64_t layer, int64_t kv_off,
                  const float* q, int64_t hd, int64_t n_pos, float scale, float* scores, float* out);
-
-// Activation buffers of one step of n rows (each sized by the session for its maximum rows).
-struct LayerBuffers {
-  float* x;        // [n][n_embd] residual stream, updated in place
-  float* h;        // [n][n_embd] normed input of a linear
-  float* qkv;      // [n][n_embd + 2 n_embd_kv]
-  float* attn;     // [n][n_embd] attention output
-  float* tmp;      // [n][max(n_embd, n_ff)]
-  float* gate_up;  // [n][2 n_ff]
-  float* act;      // [n][n_ff]
-};
-
-// What the fused operations need (norm_quant_rows and friends); null in layer_forward: unfused.
-struct Fusion {
-  ThreadPool& pool;
-  const kernels::KernelTable& kt;
-  Q8Scratch& q8;
-};
-
-// A session's activation buffers in one arena laid out by its execution plan (buffers whose live
-// ranges never overlap share bytes), plus the per-thread rows of the fused operations.
-class ActivationArena {
- public:
-  ActivationArena() = default;
-  ActivationArena(const ExecutionPlan& plan, int threads);
-  const LayerBuffers& buffers() const { return b_; }
-  Q8Scratch& q8() { return q8_; }
-  size_t bytes() const { return arena_.size() + rows_.size() * sizeof(float); }
-
- private:
-  AlignedBuffer<uint8_t> arena_;
-  AlignedBuffer<float> rows_;
-  LayerBuffers b_{};
-  Q8Scratch q8_;
-};
-
-// What a session needs for its steps, built once from the model and its options, the same for
-// both sessions: the execution plan, the activation arena it lays out, the validation mode's
-// dense weights, and the RoPE tables (each row's cos/sin, filled once per step by set_rope and
-// shared by every head and layer).
-struct StepState {
-  StepState() = default;
-  StepState(const ModelWeights& w, int64_t max_rows, bool quantize_activations,
-            bool fused_norm_quant, int threads);
-
-  void set_rope(int64_t row, int64_t pos) {
-    rope_angles(inv_freq, pos, rope_cs.data() + row * rope_dim);
-  }
-  const double* rope(int64_t row) const { return rope_cs.data() + row * rope_dim; }
-  // The fused operations' context when the plan fuses, else nullopt (layer_forward unfused).
-  std::optional<Fusion> fusion(ThreadPool& pool, const kernels::KernelTable& kt) {
-    if (!plan.fused()) return std::nullopt;
-    return Fusion{pool, kt, arena.q8()};
-  }
-
-  ExecutionPlan plan;
-  ActivationArena arena;         // activations by liveness, laid out by plan
-  DenseLinears dense;            // validation mode only
-  std::vector<double> inv_freq;  // base^(-2i/rope_dim)
-  std::vector<double> rope_cs;   // [max_rows][rope_dim]
-  int64_t rope_dim = 0;
-};
-
-// One transformer layer over n rows: the graph of bitnet-b158.h, written once for both sessions.
-// linear(w, k, in, out): one BitLinear over the n rows (k = 0..3: qkv, attn_out, gate_up, down).
-// rope_and_attend(): rotates q and k in b.qkv, stores k and v, and writes b.attn (it times its own
-// parts). mon (may be null) receives the time of each operation.
-//
-// fused (may be null; only with quantized activations) replaces each "norm, then quantize the
-// BitLinear input" pair by one pass per row (norm_quant_rows, act_norm_quant_rows), the residual
-// add before ffn_norm included, and runs the matmuls on the quantized rows: the execution plan of
-// `bitnet inspect --plan`. The results are bit-identical either way. Timed as norm and ffn_act
-// (quantization included; the matmul ops then exclude it).
-template <class Linear, class RopeAndAttend>
-void layer_forward(const ModelConfig& cfg, const LayerWeights& L, int64_t n, const LayerBuffers& b,
-                   PerfMonitor* mon, const Fusion* fused, Linear&& linear,
-                   RopeAndAttend&& rope_and_attend) {
-  const int64_t E = cfg.n_embd, F = cfg.n_ff;
-  const float eps = cfg.rms_eps;
-  auto op = [](int k) { return static_cast<PerfOp>(static_cast<int>(PerfOp::MatmulQkv) + k); };
-  auto timed_linear = [&](const PackedLinear& w, int k, const float* in, float* out) {
-    PerfScope s(mon, op(k));
-    linear(w, k, in, out);
-  };
-  auto residual = [&] {
-    PerfScope s(mon, PerfOp::Residual);
-    for (int64_t i = 0; i < n * E; ++i) b.x[i] += b.tmp[i];
-  };
-  if (fused) {
-    auto mm = [&](const PackedLinear& w, int k, float* out) {
-      PerfScope s(mon, op(k));
-      matmul_q8(fused->pool, fused->kt, w, n, fused->q8, out);
-    };
-    auto nq = [&](float* x, const float* add, const std::vector<float>& w, int64_t k) {
-      PerfScope s(mon, PerfOp::Norm);
-      norm_quant_rows(fused->pool, fused->kt, x, add, w.empty() ? nullptr : w.data(), n, k, eps,
-                      fused->q8);
-    };
-    nq(b.x, nullptr, L.attn_norm, E);
-    mm(L.qkv, 0, b.qkv);
-    rope_and_attend();
-    nq(b.attn, nullptr, L.attn_sub_norm, E);
-    mm(L.attn_out, 1, b.tmp);
-    nq(b.x, b.tmp, L.ffn_norm, E);  // x += attention output, then ffn_norm
-    mm(L.gate_up, 2, b.gate_up);
-    {
-      PerfScope s(mon, PerfOp::FfnAct);
-      act_norm_quant_rows(fused->pool, fused->kt, cfg.activation, b.gate_up, L.ffn_sub_norm, n, F,
-                          eps, fused->q8);
-    }
-    mm(L.down, 3, b.tmp);
-    residual();
-    return;
-  }
-  {
-    PerfScope s(mon, PerfOp::Norm);
-    for (int64_t t = 0; t < n; ++t) rmsnorm(b.x + t * E, L.attn_norm.data(), E, eps, b.h + t * E);
-  }
-  timed_linear(L.qkv, 0, b.h, b.qkv);
-  rope_and_attend();
-  {
-    PerfScope s(mon, PerfOp::Norm);
-    for (int64_t t = 0; t < n; ++t) sub_norm(b.attn + t * E, L.attn_sub_norm, E, eps, b.h + t * E);
-  }
-  timed_linear(L.attn_out, 1, b.h, b.tmp);
-  residual();
-  {
-    PerfScope s(mon, PerfOp::Norm);
-    for (int64_t t = 0; t < n; ++t) rmsnorm(b.x + t * E, L.ffn_norm.data(), E, eps, b.h + t * E);
-  }
-  timed_linear(L.gate_up, 2, b.h, b.gate_up);
-  {
-    PerfScope s(mon, PerfOp::FfnAct);
-    for (int64_t t = 0; t < n; ++t) {
-      const float* g = b.gate_up + t * 2 * F;
-      float* a = b.act + t * F;
-      ffn_act_row(cfg.activation, g, g + F, F, a);
-      sub_norm(a, L.ffn_sub_norm, F, eps, a);
-    }
-  }
-  timed_linear(L.down, 3, b.act, b.tmp);
-  residual();
-}
 
 }  // namespace bitnet::model::ops

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <numeric>
+#include <stdexcept>
+
+#include "model/bitnet-b158.h"
 
 namespace bitnet::model {
 namespace {
@@ -31,6 +34,14 @@ const char* buffer_name(PlanBuffer b) {
       return "act";
     case PlanBuffer::Q8:
       return "q8";
+    case PlanBuffer::Rope:
+      return "rope";
+    case PlanBuffer::Rows:
+      return "rows";
+    case PlanBuffer::Scores:
+      return "scores";
+    case PlanBuffer::HeadRows:
+      return "head_rows";
     case PlanBuffer::kCount:
       break;
   }
@@ -52,21 +63,142 @@ std::string mib(size_t bytes) {
   return buf;
 }
 
+bool reads(const PlanOp& op, PlanBuffer b) {
+  return std::find(op.reads.begin(), op.reads.end(), b) != op.reads.end();
+}
+
+// The quantized matmul that replaces a Linear once its input is quantized by the operation before.
+PlanOp matmul_of(const PlanOp& linear) {
+  PlanOp mm = linear;
+  mm.kind = OpKind::MatmulQ8;
+  mm.reads = {PlanBuffer::Q8};
+  mm.scratch.clear();
+  const size_t cut = mm.detail.rfind(", quantizes its input");
+  if (cut != std::string::npos) mm.detail.erase(cut);
+  return mm;
+}
+
 }  // namespace
+
+void fuse_norm_quant(std::vector<PlanOp>& layer) {
+  using B = PlanBuffer;
+  std::vector<PlanOp> out;
+  for (size_t i = 0; i < layer.size(); ++i) {
+    const PlanOp& op = layer[i];
+    const bool next_linear = i + 1 < layer.size() && layer[i + 1].kind == OpKind::Linear;
+    const bool next_next_linear = i + 2 < layer.size() && layer[i + 2].kind == OpKind::Linear;
+    if (op.kind == OpKind::Residual && i + 1 < layer.size() && layer[i + 1].kind == OpKind::Norm &&
+        reads(layer[i + 1], B::X) && next_next_linear) {
+      // x += tmp, rmsnorm(x), BitLinear -> one pass per row writing x and the int8 rows.
+      PlanOp nq;
+      nq.kind = OpKind::NormQuant;
+      nq.name = "residual+" + layer[i + 1].name + "+quant";
+      nq.detail = "fused: x += tmp, rmsnorm(x) " + layer[i + 1].name + ", int8 quantization";
+      nq.reads = {B::X, B::Tmp};
+      nq.writes = {B::X, B::Q8};
+      nq.scratch = {B::Rows};
+      nq.norm = layer[i + 1].norm;
+      nq.add_residual = true;
+      nq.timer = PerfOp::Norm;
+      out.push_back(nq);
+      out.push_back(matmul_of(layer[i + 2]));
+      i += 2;
+    } else if (op.kind == OpKind::Norm && next_linear) {
+      PlanOp nq;
+      nq.kind = OpKind::NormQuant;
+      nq.name = op.name + "+quant";
+      nq.detail = "fused: " + op.detail.substr(op.detail.find('=') + 2) + ", int8 quantization";
+      nq.reads = op.reads;
+      nq.writes = {B::Q8};
+      nq.scratch = {B::Rows};
+      nq.norm = op.norm;
+      nq.timer = PerfOp::Norm;
+      out.push_back(nq);
+      out.push_back(matmul_of(layer[i + 1]));
+      i += 1;
+    } else if (op.kind == OpKind::ActNorm && next_linear) {
+      PlanOp aq = op;
+      aq.kind = OpKind::ActNormQuant;
+      aq.name = op.name + "+quant";
+      aq.detail = "fused: " + op.detail.substr(op.detail.find('=') + 2) + ", int8 quantization";
+      aq.writes = {B::Q8};
+      aq.scratch = {B::Rows};
+      out.push_back(aq);
+      out.push_back(matmul_of(layer[i + 1]));
+      i += 1;
+    } else {
+      out.push_back(op);
+    }
+  }
+  layer = std::move(out);
+}
+
+void split_linears(std::vector<PlanOp>& layer, const ModelConfig& cfg) {
+  const int64_t E = cfg.n_embd, KV = cfg.n_embd_kv(), F = cfg.n_ff;
+  for (int64_t r : {E, KV, F}) {
+    if (r % kernels::kGroupRows != 0) {
+      throw std::invalid_argument("split linears: " + std::to_string(r) +
+                                  " rows is not a whole number of packed row groups");
+    }
+  }
+  std::vector<PlanOp> out;
+  for (const PlanOp& op : layer) {
+    if (op.kind != OpKind::Linear ||
+        (op.linear != LinearId::Qkv && op.linear != LinearId::GateUp)) {
+      out.push_back(op);
+      continue;
+    }
+    struct Part {
+      const char* name;
+      int64_t r0, r1;
+    };
+    const std::vector<Part> parts =
+        op.linear == LinearId::Qkv
+            ? std::vector<Part>{{"q", 0, E}, {"k", E, E + KV}, {"v", E + KV, E + 2 * KV}}
+            : std::vector<Part>{{"gate", 0, F}, {"up", F, 2 * F}};
+    for (const Part& p : parts) {
+      PlanOp part = op;
+      part.name = p.name;
+      part.detail = "rows " + std::to_string(p.r0) + ".." + std::to_string(p.r1) + " of " +
+                    op.detail + " (split: quantizes its input again)";
+      part.row0 = p.r0;
+      part.row1 = p.r1;
+      out.push_back(part);
+    }
+  }
+  layer = std::move(out);
+}
 
 ExecutionPlan::ExecutionPlan(const ModelConfig& cfg, kernels::TernaryLayout layout,
                              const PlanOptions& options)
     : cfg_(cfg), opt_(options), layout_(layout) {
+  if (opt_.split_linears && (!opt_.quantize_activations || opt_.fused_norm_quant)) {
+    throw std::invalid_argument(
+        "split linears need quantized activations and the norm fusions off");
+  }
   const int64_t R = std::max<int64_t>(1, opt_.max_rows), E = cfg.n_embd, F = cfg.n_ff;
-  const int64_t KV = cfg.n_embd_kv();
+  const int64_t KV = cfg.n_embd_kv(), T = std::max(1, opt_.threads);
+  const int64_t n_ctx = opt_.n_ctx > 0 ? opt_.n_ctx : cfg.n_ctx_train;
   q8_k_ = std::max(E, F);
-  const auto f32 = [&](int64_t cols) { return align_up(static_cast<size_t>(R * cols) * 4); };
+  scores_stride_ = (cfg.n_head / cfg.n_head_kv * n_ctx + 15) / 16 * 16;
+  head_stride_ = (E + 15) / 16 * 16;
+  const auto f32 = [&](int64_t rows, int64_t cols) {
+    return align_up(static_cast<size_t>(rows * cols) * 4);
+  };
   buffers_.resize(static_cast<size_t>(PlanBuffer::kCount));
-  const size_t sizes[] = {
-      f32(E),          f32(E),
-      f32(E + 2 * KV), f32(E),
-      f32(E),          f32(2 * F),
-      f32(F),          align_up(static_cast<size_t>(R * q8_k_)) + align_up(R * 4) * 2};
+  const size_t sizes[] = {f32(R, E),
+                          f32(R, E),
+                          f32(R, E + 2 * KV),
+                          f32(R, E),
+                          f32(R, E),
+                          f32(R, 2 * F),
+                          f32(R, F),
+                          align_up(static_cast<size_t>(R * q8_k_)) + align_up(R * 4) * 2,
+                          align_up(static_cast<size_t>(R * cfg.rope_dim) * 8),
+                          f32(T, q8_k_),
+                          f32(T, scores_stride_),
+                          f32(T, head_stride_)};
+  static_assert(std::size(sizes) == static_cast<size_t>(PlanBuffer::kCount));
   for (size_t i = 0; i < buffers_.size(); ++i) {
     buffers_[i].id = static_cast<PlanBuffer>(i);
     buffers_[i].name = buffer_name(buffers_[i].id);
@@ -74,85 +206,62 @@ ExecutionPlan::ExecutionPlan(const ModelConfig& cfg, kernels::TernaryLayout layo
   }
 
   using B = PlanBuffer;
-  const std::string lay = kernels::layout_name(layout);
-  auto mm = [&](int64_t n, int64_t k, const char* what) {
-    return "ternary matmul [" + std::to_string(n) + " x " + std::to_string(k) + "] " + lay + ", " +
-           what;
-  };
-  add("embed", "x = token_embd[token]", {}, {B::X});
-  if (fused()) {
-    add("attn_norm+quant", "fused: rmsnorm(x) attn_norm, int8 quantization per row", {B::X},
-        {B::Q8});
-    add("qkv", mm(E + 2 * KV, E, "fused q|k|v"), {B::Q8}, {B::Qkv});
-  } else {
-    add("attn_norm", "h = rmsnorm(x) attn_norm", {B::X}, {B::H});
-    add("qkv",
-        mm(E + 2 * KV, E, "fused q|k|v") +
-            (opt_.quantize_activations ? ", quantizes h" : ", float (validation)"),
-        {B::H}, {B::Qkv});
-  }
-  add("rope+kv+attention", "rope q and k, store k and v in the KV pages, softmax(q k^T) v",
-      {B::Qkv}, {B::Attn});
-  if (fused()) {
-    add("attn_sub_norm+quant",
-        cfg.sub_norms ? "fused: rmsnorm(attn) attn_sub_norm, int8 quantization"
-                      : "fused: int8 quantization (no sub-norm)",
-        {B::Attn}, {B::Q8});
-    add("attn_out", mm(E, E, "output projection"), {B::Q8}, {B::Tmp});
-    add("residual+ffn_norm+quant", "fused: x += tmp, rmsnorm(x) ffn_norm, int8 quantization",
-        {B::X, B::Tmp}, {B::X, B::Q8});
-    add("gate_up", mm(2 * F, E, "fused gate|up"), {B::Q8}, {B::GateUp});
-    add("act+ffn_sub_norm+quant",
-        std::string("fused: ") + (cfg.activation == FfnActivation::Relu2 ? "relu^2" : "silu") +
-            "(gate) * up, ffn_sub_norm, int8 quantization",
-        {B::GateUp}, {B::Q8});
-    add("down", mm(E, F, "down projection"), {B::Q8}, {B::Tmp});
-  } else {
-    add("attn_sub_norm", "h = rmsnorm(attn) attn_sub_norm", {B::Attn}, {B::H});
-    add("attn_out", mm(E, E, "output projection"), {B::H}, {B::Tmp});
-    add("residual", "x += tmp", {B::X, B::Tmp}, {B::X});
-    add("ffn_norm", "h = rmsnorm(x) ffn_norm", {B::X}, {B::H});
-    add("gate_up", mm(2 * F, E, "fused gate|up"), {B::H}, {B::GateUp});
-    add("act+ffn_sub_norm",
-        std::string("act = ") + (cfg.activation == FfnActivation::Relu2 ? "relu^2" : "silu") +
-            "(gate) * up, rmsnorm(act) ffn_sub_norm",
-        {B::GateUp}, {B::Act});
-    add("down", mm(E, F, "down projection"), {B::Act}, {B::Tmp});
-  }
-  add("residual", "x += tmp", {B::X, B::Tmp}, {B::X});
-  add("output_norm", "h = rmsnorm(x) output_norm (rows that want logits)", {B::X}, {B::H});
-  add("lm_head", "logits = h . output^T", {B::H}, {});
+  PlanOp embed;
+  embed.kind = OpKind::Embed;
+  embed.name = "embed";
+  embed.detail = "x = token_embd[token]; each row's RoPE angles";
+  embed.writes = {B::X, B::Rope};
+  embed.timer = PerfOp::Embed;
+  ops_.push_back(embed);
+  std::vector<PlanOp> layer = bitnet_b158_layer(cfg, layout, opt_.quantize_activations);
+  if (fused()) fuse_norm_quant(layer);
+  if (opt_.split_linears) split_linears(layer, cfg);
+  ops_.insert(ops_.end(), layer.begin(), layer.end());
+  PlanOp norm;
+  norm.kind = OpKind::OutputNorm;
+  norm.name = "output_norm";
+  norm.detail = "h = rmsnorm(x) output_norm (rows that want logits)";
+  norm.reads = {B::X};
+  norm.writes = {B::H};
+  norm.norm = NormId::Output;
+  norm.timer = PerfOp::Norm;
+  ops_.push_back(norm);
+  PlanOp head;
+  head.kind = OpKind::LmHead;
+  head.name = "lm_head";
+  head.detail = "logits = h . output^T";
+  head.reads = {B::H};
+  head.scratch = {B::HeadRows};
+  head.timer = PerfOp::LmHead;
+  ops_.push_back(head);
 
-  // The residual stream crosses layers: live from the embedding to the output norm.
-  PlanBufferInfo& x = buffers_[static_cast<size_t>(B::X)];
-  x.live = {{0, static_cast<int>(ops_.size()) - 1}};
-  // Unquantized linears quantize their input inside the matmul into q8, live only there.
-  if (opt_.quantize_activations && !fused()) {
-    PlanBufferInfo& q8 = buffers_[static_cast<size_t>(B::Q8)];
-    q8.used = true;
-    for (size_t i = 0; i < ops_.size(); ++i) {
-      if (ops_[i].detail.find("ternary matmul") == 0) {
-        q8.live.push_back({static_cast<int>(i), static_cast<int>(i)});
-      }
-    }
-  }
+  derive_lifetimes();
   assign_offsets();
 }
 
-void ExecutionPlan::add(std::string name, std::string detail, std::vector<PlanBuffer> reads,
-                        std::vector<PlanBuffer> writes) {
-  const int i = static_cast<int>(ops_.size());
-  for (PlanBuffer b : reads) {
-    PlanBufferInfo& info = buffers_[static_cast<size_t>(b)];
-    if (!info.live.empty()) info.live.back().second = i;
+void ExecutionPlan::derive_lifetimes() {
+  const int last = static_cast<int>(ops_.size()) - 1;
+  for (int i = 0; i <= last; ++i) {
+    const PlanOp& op = ops_[static_cast<size_t>(i)];
+    for (PlanBuffer b : op.reads) {
+      PlanBufferInfo& info = buffers_[static_cast<size_t>(b)];
+      if (!info.live.empty()) info.live.back().second = i;
+    }
+    for (PlanBuffer b : op.writes) {
+      PlanBufferInfo& info = buffers_[static_cast<size_t>(b)];
+      info.used = true;
+      if (!reads(op, b)) info.live.push_back({i, i});
+    }
+    for (PlanBuffer b : op.scratch) {
+      PlanBufferInfo& info = buffers_[static_cast<size_t>(b)];
+      info.used = true;
+      info.live.push_back({i, i});
+    }
   }
-  for (PlanBuffer b : writes) {
-    PlanBufferInfo& info = buffers_[static_cast<size_t>(b)];
-    info.used = true;
-    const bool also_read = std::find(reads.begin(), reads.end(), b) != reads.end();
-    if (!also_read) info.live.push_back({i, i});
+  // The residual stream and the RoPE table cross layers: live from the embedding to the end.
+  for (PlanBuffer b : {PlanBuffer::X, PlanBuffer::Rope}) {
+    buffers_[static_cast<size_t>(b)].live = {{0, last}};
   }
-  ops_.push_back({std::move(name), std::move(detail), std::move(reads), std::move(writes)});
 }
 
 void ExecutionPlan::assign_offsets() {
@@ -189,7 +298,8 @@ void ExecutionPlan::assign_offsets() {
 }
 
 std::vector<std::string> ExecutionPlan::fusions() const {
-  std::vector<std::string> f = {"qkv", "gate_up"};
+  std::vector<std::string> f;
+  if (!opt_.split_linears) f = {"qkv", "gate_up"};
   if (fused()) {
     f.push_back("norm_quant");
     f.push_back("act_norm_quant");
@@ -214,7 +324,7 @@ size_t ExecutionPlan::q8_sum_offset() const {
 
 std::string ExecutionPlan::describe() const {
   std::string s;
-  char buf[256];
+  char buf[320];
   std::snprintf(buf, sizeof buf, "execution plan: %lld rows per step, %s activations\n",
                 static_cast<long long>(opt_.max_rows),
                 opt_.quantize_activations ? "int8-quantized" : "float (validation mode)");
@@ -228,6 +338,7 @@ std::string ExecutionPlan::describe() const {
     s += opt_.quantize_activations ? " (norm_quant and act_norm_quant switched off)"
                                    : " (norm_quant and act_norm_quant need quantized activations)";
   }
+  if (opt_.split_linears) s += " (q|k|v and gate|up split: benchmark only)";
   s += "\n\noperations (the layer block runs " + std::to_string(cfg_.n_layer) + " times):\n";
   for (size_t i = 0; i < ops_.size(); ++i) {
     const PlanOp& op = ops_[i];
@@ -241,8 +352,8 @@ std::string ExecutionPlan::describe() const {
       if (w) io += ',';
       io += buffer_name(op.writes[w]);
     }
-    if (op.name == "lm_head") io += "logits";
-    const bool layer = i >= 1 && i + 2 < ops_.size();
+    if (op.kind == OpKind::LmHead) io += "logits";
+    const bool layer = i >= layer_begin() && i < layer_end();
     std::snprintf(buf, sizeof buf, "  %2zu %s %-24s %-18s %s\n", i, layer ? "|" : " ",
                   op.name.c_str(), io.c_str(), op.detail.c_str());
     s += buf;

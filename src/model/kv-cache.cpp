@@ -55,8 +55,9 @@ void KvPagePool::release(int32_t page) {
 }
 
 KvCache::KvCache(KvType type, int64_t n_layer, int64_t n_ctx, int64_t row_dim, int64_t page_size)
-    : own_(std::make_unique<KvPagePool>(type, n_layer, row_dim, page_size,
-                                        std::max<int64_t>(1, KvPagePool::pages_for(n_ctx, page_size)))),
+    : own_(std::make_unique<KvPagePool>(
+          type, n_layer, row_dim, page_size,
+          std::max<int64_t>(1, KvPagePool::pages_for(n_ctx, page_size)))),
       pool_(own_.get()),
       n_ctx_(n_ctx),
       page_(page_size),

@@ -38,10 +38,10 @@ void spin_for(double extra) {
 }
 
 // One timed eval: its wall time, stretched by the injected slowdown when one is set.
-double timed_eval(BitNetSession& s, std::span<const int32_t> tokens, float* logits,
+double timed_eval(Session& s, int slot, std::span<const int32_t> tokens, float* logits,
                   double slowdown) {
   const auto t0 = Clock::now();
-  s.eval(tokens, logits, false);
+  s.eval(slot, tokens, logits, false);
   spin_for(seconds(t0, Clock::now()) * slowdown);
   return seconds(t0, Clock::now());
 }
@@ -420,10 +420,11 @@ BenchReport run_bench(const ModelWeights& weights, const std::string& model_path
     SessionOptions so;
     so.n_ctx = n_ctx;
     so.kv = params.kv;
-    so.max_batch = params.max_batch;
+    so.max_batch_tokens = params.max_batch;
     so.fused_norm_quant = params.fused_norm_quant;
-    so.split_fused_linears = params.split_fused_linears;
-    BitNetSession session(weights, so, pool);
+    so.split_linears = params.split_fused_linears;
+    Session session(weights, so, pool);  // one sequence: one slot
+    const int slot = session.add_sequence();
 
     for (int64_t n : params.n_prompt) {
       BenchResult b;
@@ -434,8 +435,8 @@ BenchReport run_bench(const ModelWeights& weights, const std::string& model_path
       if (can_reset_rss) reset_peak_rss();
       const std::span<const int32_t> prompt(ids.data(), static_cast<size_t>(n));
       for (int rep_i = 0; rep_i <= params.reps; ++rep_i) {
-        session.reset();
-        const double dt = timed_eval(session, prompt, logits.data(), params.inject_slowdown);
+        session.reset_sequence(slot);
+        const double dt = timed_eval(session, slot, prompt, logits.data(), params.inject_slowdown);
         if (rep_i == 0) continue;  // warm-up
         b.tokens_per_second.push_back(static_cast<double>(n) / dt);
         b.ttft_ms.push_back(1e3 * dt);
@@ -456,15 +457,15 @@ BenchReport run_bench(const ModelWeights& weights, const std::string& model_path
       const std::span<const int32_t> prompt(ids.data(), static_cast<size_t>(params.gen_prompt));
       b.step_ms.reserve(static_cast<size_t>(n * params.reps));
       for (int rep_i = 0; rep_i <= params.reps; ++rep_i) {
-        session.reset();
-        const double ttft = params.gen_prompt > 0
-                                ? timed_eval(session, prompt, logits.data(), params.inject_slowdown)
-                                : 0.0;
+        session.reset_sequence(slot);
+        const double ttft = params.gen_prompt > 0 ? timed_eval(session, slot, prompt, logits.data(),
+                                                               params.inject_slowdown)
+                                                  : 0.0;
         double total = 0;
         for (int64_t i = 0; i < n; ++i) {
           const int32_t next = ids[static_cast<size_t>((params.gen_prompt + i) % n_ctx)];
-          const double dt = timed_eval(session, std::span<const int32_t>(&next, 1), logits.data(),
-                                       params.inject_slowdown);
+          const double dt = timed_eval(session, slot, std::span<const int32_t>(&next, 1),
+                                       logits.data(), params.inject_slowdown);
           total += dt;
           if (rep_i > 0) b.step_ms.push_back(1e3 * dt);
         }

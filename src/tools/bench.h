@@ -21,7 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/bitnet-b158.h"
+#include "model/session.h"
 #include "model/model-weights.h"
 
 namespace bitnet::model {

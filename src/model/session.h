@@ -1,23 +1,25 @@
-// Multi-sequence batched decode for BitNet b1.58 (the graph of bitnet-b158.h): many sequences,
-// each with its own KV cache slot and position, advance together in one forward pass.
+// The forward pass of BitNet b1.58 (bitnet-b158.h), one driver for every batch size: many
+// sequences, each with its own KV cache slot and position, advance together in one step, and a
+// single sequence is one slot of it.
 //
 // One step takes a list of items {slot, token, wants_logits}: decode items (one token of a
 // sequence) and prefill chunks (several consecutive tokens of one sequence) may be mixed. Each
 // item's position is its sequence's n_past plus the number of earlier items of the same sequence
-// in the step. Every linear (qkv, o, gate_up, down) runs once for all items (M = item count), so
-// the ternary weights are streamed once per step instead of once per sequence; attention is per
+// in the step. The step runs the execution plan's operations (execution-plan.h) in order, the layer
+// block once per layer: every linear (qkv, o, gate_up, down) once for all items (M = item count),
+// so the ternary weights are streamed once per step instead of once per sequence; attention is per
 // item against its own sequence's cache, causal within that sequence's items of the step.
 //
-// Row-independence: every per-row operation is shared with BitNetSession (bitnet-b158-ops.h) and
-// the ternary matmul computes each output row from its own activation row only, so a sequence's
-// logits in a batch are bit-identical to running it alone in a BitNetSession with the same KV type.
+// Row-independence: every operation computes each row from that row alone (bitnet-b158-ops.h,
+// the ternary matmul too), so a sequence's logits are bit-identical whatever else shares its steps
+// and however its tokens are cut into steps.
 //
-// Memory: fixed at construction. Activations for max_batch_tokens rows, and one KV page pool
-// (kv-cache.h) shared by all slots: a sequence holds pages for the positions it has stored, and
-// may reserve pages for the positions it will need when it is added, so a scheduler that admits
-// sequences by their reservations never sees a step fail for want of pages. step() does no heap
-// allocation. quantize_activations = false is the validation mode of bitnet-b158.h.
-// Not thread-safe: one caller at a time (the pool runs one job at a time).
+// Memory: fixed at construction. One arena for the activations of max_batch_tokens rows and every
+// per-thread scratch, laid out by the plan, and one KV page pool (kv-cache.h) shared by all slots:
+// a sequence holds pages for the positions it has stored, and may reserve pages for the positions
+// it will need when it is added, so a scheduler that admits sequences by their reservations never
+// sees a step fail for want of pages. step() does no heap allocation. Not thread-safe: one caller
+// at a time (the pool runs one job at a time).
 #pragma once
 
 #include <cstdint>
@@ -26,24 +28,30 @@
 #include <vector>
 
 #include "core/aligned-buffer.h"
+#include "core/perf-monitor.h"
 #include "core/thread-pool.h"
 #include "model/bitnet-b158-ops.h"
+#include "model/execution-plan.h"
 #include "model/kv-cache.h"
 #include "model/model-weights.h"
 
 namespace bitnet::model {
 
-struct BatchedOptions {
-  int64_t max_sequences = 16;
+struct SessionOptions {
+  int64_t max_sequences = 1;
   int64_t n_ctx = 0;  // positions per sequence; 0: the model's context_length
   KvType kv = KvType::F16;
   int64_t max_batch_tokens = 256;                       // items per step
   int64_t kv_page_size = KvPagePool::kDefaultPageSize;  // positions per page, a power of 2
   int64_t kv_pages = 0;  // pages in the pool; 0: every slot's whole context (never short)
-  bool quantize_activations = true;  // false: validation mode (exact float BitLinear)
-  // RMSNorm (with the residual add before it) and the int8 quantization of the next BitLinear's
-  // input in one pass per row, parallel over rows; false: the unfused operations. Same results.
+  // false: the validation mode of bitnet-b158.h (exact float BitLinear, no int8 activations).
+  bool quantize_activations = true;
+  // The plan's norm_quant / act_norm_quant fusions (execution-plan.h); false runs the unfused
+  // operations. Same results.
   bool fused_norm_quant = true;
+  // The plan's split_linears rewrite, for benchmarks only (what the load-time qkv and gate_up
+  // fusions gain): needs quantize_activations and fused_norm_quant off. Same results.
+  bool split_linears = false;
 };
 
 struct BatchItem {
@@ -52,10 +60,11 @@ struct BatchItem {
   bool wants_logits = false;
 };
 
-class BatchedSession {
+class Session {
  public:
-  // Allocates everything; throws std::invalid_argument for a non-positive size.
-  BatchedSession(const ModelWeights& weights, const BatchedOptions& options, ThreadPool& pool);
+  // Allocates everything; throws std::invalid_argument for a non-positive size or an invalid
+  // plan (split_linears with the other options).
+  Session(const ModelWeights& weights, const SessionOptions& options, ThreadPool& pool);
 
   // A free slot with n_past = 0, or -1 when all max_sequences slots are in use or the pool cannot
   // reserve pages for reserve_positions (capped at n_ctx): the caller queues.
@@ -81,7 +90,12 @@ class BatchedSession {
   // would overflow or the pool lacks the pages the step needs beyond the reservations.
   void step(std::span<const BatchItem> items, float* logits);
 
-  int64_t n_past(int slot) const;  // throws std::invalid_argument for an unknown slot
+  // One sequence's tokens through as many steps of max_batch_tokens as they take: logits of every
+  // token ([n][n_vocab]) with all_logits, else of the last ([n_vocab]; null: none). Throws as
+  // step().
+  void eval(int slot, std::span<const int32_t> tokens, float* logits, bool all_logits);
+
+  int64_t n_past(int slot) const;      // throws std::invalid_argument for an unknown slot
   int64_t pages_held(int slot) const;  // KV pages the slot's positions occupy
   int64_t n_ctx() const { return n_ctx_; }
   int64_t n_vocab() const { return cfg_.n_vocab; }
@@ -94,20 +108,23 @@ class BatchedSession {
   // The reservation add_sequence() would need for `positions` (pages), and whether the pool could
   // ever hold it (capped at n_ctx).
   int64_t pages_for(int64_t positions) const;
-  // Bytes of the activation buffers and scratch (fixed at construction).
+  // Bytes of the activation arena and, in the validation mode, the dense weights.
   size_t activation_bytes() const;
-  const ExecutionPlan& plan() const { return st_.plan; }
+  const ExecutionPlan& plan() const { return plan_; }
   // Times every operation of step() into m (null: off); each step() closes one series row.
   void set_monitor(PerfMonitor* m) { mon_ = m; }
 
  private:
   bool in_use(int slot) const;
   void check_slot(int slot, const std::string& what) const;  // throws naming `what`
+  float* buffer(PlanBuffer b) { return reinterpret_cast<float*>(arena_.data() + plan_.offset(b)); }
+  void run(const PlanOp& op, int64_t layer, int64_t n);  // one operation over n rows
   void attention(int64_t layer, int64_t n);
+  const std::vector<float>& norm_weights(NormId id, int64_t layer) const;
 
   const ModelWeights& w_;
   const ModelConfig& cfg_;
-  BatchedOptions opt_;
+  SessionOptions opt_;
   ThreadPool& pool_;
   const kernels::KernelTable& kt_;
   int64_t n_ctx_;
@@ -121,9 +138,12 @@ class BatchedSession {
   // Per item of the current step: its slot and position.
   std::vector<int32_t> item_slot_;
   std::vector<int64_t> item_pos_;
-  ops::StepState st_;                    // plan, activation arena, RoPE tables, dense weights
-  AlignedBuffer<float> thread_scratch_;  // per thread: scores[n_ctx] + a dequantized output row
-  int64_t scratch_stride_ = 0;
+  std::vector<BatchItem> eval_items_;  // eval()'s items, [max_batch_tokens] reserved
+  ExecutionPlan plan_;
+  AlignedBuffer<uint8_t> arena_;  // every buffer of the plan, by liveness
+  ops::Q8Scratch q8_;             // views into the arena
+  ops::DenseLinears dense_;       // validation mode only
+  std::vector<double> inv_freq_;  // base^(-2i/rope_dim)
   PerfMonitor* mon_ = nullptr;
 };
 
