@@ -5,23 +5,27 @@
 // callback and waiting for the future). For each mode:
 //
 //   tokens/s   aggregate generated tokens / wall time from the first request to the last result
-//   TTFT       request sent (or generate() called) to its first token's text received
+//   TTFT       request sent (or submit() called) to its first token's text received
 //   ITL        between consecutive tokens' text received; tokens delivered together (one SSE event
 //              or one callback carrying several) count the gap once, then 0
 //
 // Token arrival is exact: the tokens' byte offsets in the text come from a first direct run (the
 // texts of both modes must equal it, else the program fails), and each delivery releases the
 // tokens its bytes complete. The server's overhead is the median over repetitions of the paired
-// ratio direct tokens/s / server tokens/s - 1 (modes alternate within each repetition). The
-// clients share the machine with the server, so their HTTP and JSON work is in the overhead.
+// ratio direct tokens/s / server tokens/s - 1 (modes alternate within each repetition); the CPU
+// overhead is the same for the process's CPU time (getrusage), which depends less on what else
+// runs on the machine. The clients run in this process, so their HTTP and JSON work is in both.
 //
 //   bench-serve [--model tiny-1m|2b4t|FILE] [--clients 1,4,16,64] [--requests R] [--max-tokens N]
 //               [-t THREADS] [--reps N] [--json] [--only direct|server|setup]
 //
-// --only runs one mode once after the setup, for load-independent instruction counts:
-//   valgrind --tool=callgrind bench-serve --clients 64 --only server   (and direct, setup)
-// The server's overhead in instructions is (server - setup) / (direct - setup) - 1.
+// --only runs one mode once (no reference run, no text check) and prints its wall and CPU time:
+// one process per mode, for instruction counts (valgrind --tool=callgrind bench-serve --clients
+// 64 --only server, and direct, setup: the overhead is (server - setup) / (direct - setup) - 1)
+// or CPU-time comparisons without the other mode's threads in the process.
 #include <httplib.h>
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -68,7 +72,17 @@ struct Trace {
 struct ModeResult {
   double tokens_per_second = 0;
   std::vector<double> ttft_ms, itl_ms;
+  double tokens_per_step = 0;    // the Engine's batching: tokens evaluated per forward step
+  double cpu_s = 0, wall_s = 0;  // process CPU time and wall time of the run
+  uint64_t steps = 0;
 };
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
 
 std::string prompt_of(int client, int request) {
   return "Client " + std::to_string(client) + ", request " + std::to_string(request) +
@@ -134,7 +148,7 @@ std::vector<Trace> run_direct(bitnet::Engine& engine, const Options& o, int clie
     // the batch from one calling thread to the next).
     const bitnet::GenerateResult res =
         engine
-            .submit(prompt_of(c, r), greedy(o.max_tokens),
+            .submit(bitnet::TokenPrompt{engine.tokenize(prompt_of(c, r))}, greedy(o.max_tokens),
                     [&](std::string_view piece) {
                       t.text.append(piece);
                       t.deliveries.emplace_back(Clock::now(), t.text.size());
@@ -283,8 +297,9 @@ int main(int argc, char** argv) {
     if (!o.json_out) {
       std::printf("bench-serve: %s, %d threads, %d requests per client, %d tokens each\n",
                   o.model.c_str(), o.threads, o.requests, o.max_tokens);
-      std::printf("%7s %6s %10s %9s %9s %9s %9s %9s %9s %9s\n", "clients", "mode", "tok/s",
-                  "ttft p50", "ttft p95", "ttft p99", "itl p50", "itl p95", "itl p99", "overhead");
+      std::printf("%7s %6s %10s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n", "clients", "mode", "tok/s",
+                  "ttft p50", "ttft p95", "ttft p99", "itl p50", "itl p95", "itl p99", "cpu us/t",
+                  "overhead", "cpu ovh");
     }
     for (const int clients : o.clients) {
       bitnet::EngineConfig ec;
@@ -309,7 +324,7 @@ int main(int argc, char** argv) {
       using Ends = std::map<std::string, std::vector<size_t>>;
       Ends ends, json_ends;
       std::map<std::string, std::string> texts, json_texts;
-      for (int c = 0; c < clients; ++c) {
+      for (int c = 0; c < clients && o.only != "direct" && o.only != "server"; ++c) {
         for (int r = 0; r < o.requests; ++r) {
           const std::string p = prompt_of(c, r);
           const bitnet::GenerateResult res = engine.generate(p, greedy(o.max_tokens));
@@ -340,28 +355,33 @@ int main(int argc, char** argv) {
         }
       };
       if (!o.only.empty()) {
+        // One mode, no reference run (the full benchmark checks the texts): its wall and CPU
+        // time, and the bytes of text it received (equal in both modes but for the U+FFFD
+        // replacements of invalid UTF-8).
         double wall = 0;
-        size_t n = 0;
-        if (o.only == "direct") {
-          const auto traces = run_direct(engine, o, clients, wall);
-          check(traces, "direct", texts);
-          n = traces.size();
-        } else if (o.only == "server") {
-          const auto traces = run_server(port, o, clients, wall);
-          check(traces, "server", json_texts);
-          n = traces.size();
-        }
-        std::printf("%d clients, --only %s: %zu requests\n", clients, o.only.c_str(), n);
+        size_t bytes = 0;
+        const double cpu0 = cpu_seconds();
+        std::vector<Trace> traces;
+        if (o.only == "direct") traces = run_direct(engine, o, clients, wall);
+        if (o.only == "server") traces = run_server(port, o, clients, wall);
+        const double cpu = cpu_seconds() - cpu0;
+        for (const Trace& t : traces) bytes += t.text.size();
+        std::printf(
+            "%d clients, --only %s: %zu requests, %zu bytes of text, wall %.3f s, cpu %.3f s\n",
+            clients, o.only.c_str(), traces.size(), bytes, wall, cpu);
         server.shutdown(0);
         continue;
       }
-      std::vector<double> direct_tps, server_tps, overhead;
+      std::vector<double> direct_tps, server_tps, overhead, direct_cpu, server_cpu, cpu_ratio;
       ModeResult direct_all, server_all;
       for (int rep = 0; rep < o.reps; ++rep) {
         ModeResult d, s;
         for (int k = 0; k < 2; ++k) {
           const bool direct_now = (rep + k) % 2 == 0;  // alternate which mode goes first
           double wall = 0;
+          const bitnet::EngineStats before = engine.stats();
+          const double cpu0 = cpu_seconds();
+          ModeResult& m = direct_now ? d : s;
           if (direct_now) {
             const auto traces = run_direct(engine, o, clients, wall);
             check(traces, "direct", texts);
@@ -371,10 +391,30 @@ int main(int argc, char** argv) {
             check(traces, "server", json_texts);
             s = summarize(traces, wall, json_ends, o);
           }
+          const bitnet::EngineStats after = engine.stats();
+          m.cpu_s = cpu_seconds() - cpu0;
+          m.wall_s = wall;
+          m.tokens_per_step =
+              static_cast<double>(after.step_tokens - before.step_tokens) /
+              static_cast<double>(std::max<uint64_t>(1, after.steps - before.steps));
+        }
+        if (std::getenv("BENCH_SERVE_VERBOSE")) {
+          std::fprintf(stderr,
+                       "rep %d: direct %.0f tok/s (%.1f tokens/step, %llu steps, cpu %.2f s of "
+                       "%.2f s), server %.0f (%.1f, %llu, cpu %.2f of %.2f)\n",
+                       rep, d.tokens_per_second, d.tokens_per_step,
+                       static_cast<unsigned long long>(d.steps), d.cpu_s, d.wall_s,
+                       s.tokens_per_second, s.tokens_per_step,
+                       static_cast<unsigned long long>(s.steps), s.cpu_s, s.wall_s);
         }
         direct_tps.push_back(d.tokens_per_second);
         server_tps.push_back(s.tokens_per_second);
         overhead.push_back(d.tokens_per_second / s.tokens_per_second - 1.0);
+        // Process CPU time per generated token (microseconds): the same tokens in both modes.
+        const double tokens = d.tokens_per_second * d.wall_s;
+        direct_cpu.push_back(1e6 * d.cpu_s / tokens);
+        server_cpu.push_back(1e6 * s.cpu_s / tokens);
+        cpu_ratio.push_back(s.cpu_s / d.cpu_s - 1.0);
         for (auto [from, to] : {std::pair{&d, &direct_all}, std::pair{&s, &server_all}}) {
           to->ttft_ms.insert(to->ttft_ms.end(), from->ttft_ms.begin(), from->ttft_ms.end());
           to->itl_ms.insert(to->itl_ms.end(), from->itl_ms.begin(), from->itl_ms.end());
@@ -382,9 +422,12 @@ int main(int argc, char** argv) {
       }
       server.shutdown(0);
       const double ovh = bitnet::model::median(overhead);
-      for (const auto& [mode, all, tps] : {std::tuple{"direct", &direct_all, &direct_tps},
-                                           std::tuple{"server", &server_all, &server_tps}}) {
+      const double cpu_ovh = bitnet::model::median(cpu_ratio);
+      for (const auto& [mode, all, tps, cpu] :
+           {std::tuple{"direct", &direct_all, &direct_tps, &direct_cpu},
+            std::tuple{"server", &server_all, &server_tps, &server_cpu}}) {
         const double t = bitnet::model::median(*tps);
+        const double cpu_us = bitnet::model::median(*cpu);
         const bool is_server = std::string(mode) == "server";
         if (o.json_out) {
           report.push_back({{"model", o.model},
@@ -399,14 +442,18 @@ int main(int argc, char** argv) {
                              {{"p50", pct(all->itl_ms, 50)},
                               {"p95", pct(all->itl_ms, 95)},
                               {"p99", pct(all->itl_ms, 99)}}},
+                            {"cpu_us_per_token", cpu_us},
                             {"overhead", is_server ? json(ovh) : json(nullptr)},
-                            {"overhead_per_rep", is_server ? json(overhead) : json(nullptr)}});
+                            {"overhead_per_rep", is_server ? json(overhead) : json(nullptr)},
+                            {"cpu_overhead", is_server ? json(cpu_ovh) : json(nullptr)}});
         } else {
-          char ov[32] = "";
+          char ov[32] = "", co[32] = "";
           if (is_server) std::snprintf(ov, sizeof ov, "%+.1f%%", 100 * ovh);
-          std::printf("%7d %6s %10.1f %9.2f %9.2f %9.2f %9.3f %9.3f %9.3f %9s\n", clients, mode, t,
-                      pct(all->ttft_ms, 50), pct(all->ttft_ms, 95), pct(all->ttft_ms, 99),
-                      pct(all->itl_ms, 50), pct(all->itl_ms, 95), pct(all->itl_ms, 99), ov);
+          if (is_server) std::snprintf(co, sizeof co, "%+.1f%%", 100 * cpu_ovh);
+          std::printf("%7d %6s %10.1f %9.2f %9.2f %9.2f %9.3f %9.3f %9.3f %9.1f %9s %9s\n", clients,
+                      mode, t, pct(all->ttft_ms, 50), pct(all->ttft_ms, 95), pct(all->ttft_ms, 99),
+                      pct(all->itl_ms, 50), pct(all->itl_ms, 95), pct(all->itl_ms, 99), cpu_us, ov,
+                      co);
           std::fflush(stdout);
         }
       }

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "server/socket-util.h"
+
 namespace bitnet::server {
 namespace {
 
@@ -83,11 +85,21 @@ PreparedRequest prepare_request(const GenerationRequest& r, const Engine& engine
   return p;
 }
 
+void client_left(Exchange& ex, Metrics& metrics) {
+  if (!ex.client_gone.exchange(true)) metrics.client_disconnects.fetch_add(1);
+  ex.cancel.cancel();
+}
+
 void attach_callbacks(GenerateOptions& options, TokenCallback& on_piece,
-                      const std::shared_ptr<Exchange>& ex, Metrics& metrics, bool stream) {
+                      const std::shared_ptr<Exchange>& ex, Metrics& metrics, bool stream, int fd) {
   const bool stream_logprobs = stream && options.logprobs;
-  options.on_token = [ex, &metrics, stream_logprobs](const TokenEvent& e) {
+  const int watch_fd = stream ? -1 : fd;  // a stream's HTTP thread checks after every event
+  options.on_token = [ex, &metrics, stream_logprobs, watch_fd](const TokenEvent& e) {
     const Clock::time_point now = Clock::now();
+    if (watch_fd >= 0 && now - ex->last_poll >= std::chrono::milliseconds(1)) {
+      ex->last_poll = now;
+      if (!peer_connected(watch_fd)) client_left(*ex, metrics);
+    }
     if (e.index == 0) {
       metrics.time_to_first_token.observe(seconds(ex->submitted, now));
     } else {

@@ -54,13 +54,18 @@ struct Exchange {
   std::atomic<bool> cancelled_by_shutdown{false};
   std::atomic<bool> client_gone{false};
   // Written on the scheduler thread only (the token callback).
-  Clock::time_point submitted, last_token;
+  Clock::time_point submitted, last_token, last_poll;
 };
 
-// The callbacks for Engine::submit: timing and counting every token into the metrics, and for a
-// stream, handing text and logprobs to the HTTP thread.
+// The callbacks for Engine::submit: timing and counting every token into the metrics; for a
+// stream, handing text and logprobs to the HTTP thread; for a whole response, checking the
+// client's connection (fd, valid until the response is written) at most once a millisecond, so
+// that a departed client's request is cancelled before the next step.
 void attach_callbacks(GenerateOptions& options, TokenCallback& on_piece,
-                      const std::shared_ptr<Exchange>& ex, Metrics& metrics, bool stream);
+                      const std::shared_ptr<Exchange>& ex, Metrics& metrics, bool stream, int fd);
+
+// Marks the client gone (counted once) and cancels its request.
+void client_left(Exchange& ex, Metrics& metrics);
 
 // A stream's Server-Sent Events ("data: {chunk}\n\n" each) in OpenAI's order: for chat a first
 // chunk with the assistant role, a chunk per batch of text, a last chunk with finish_reason and

@@ -201,7 +201,7 @@ void Server::Impl::handle_generation(const httplib::Request& req, httplib::Respo
     return;
   }
   TokenCallback on_piece;
-  attach_callbacks(prepared.options, on_piece, ex, metrics, request.stream);
+  attach_callbacks(prepared.options, on_piece, ex, metrics, request.stream, fd);
   prepared.options.cancel = ex->cancel;
   metrics.prompt_tokens.fetch_add(prepared.prompt.size());
   ex->submitted = Clock::now();
@@ -244,10 +244,9 @@ void Server::Impl::respond_when_done(int fd, httplib::Response& res,
   std::unique_lock lock(ex->mu);
   while (!ex->done) {
     ex->cv.wait_for(lock, kPollInterval);
+    // Also while the request waits in the queue (no tokens, so no check by the token callback).
     if (!ex->done && fd >= 0 && !ex->client_gone.load() && !peer_connected(fd)) {
-      ex->client_gone.store(true);
-      metrics.client_disconnects.fetch_add(1);
-      ex->cancel.cancel();
+      client_left(*ex, metrics);
     }
   }
   if (ex->error) std::rethrow_exception(ex->error);  // guarded(): 400 or 500
@@ -286,9 +285,8 @@ void Server::Impl::stream(int fd, httplib::Response& res, const std::shared_ptr<
       "text/event-stream",
       [st, m](size_t, httplib::DataSink& sink) {
         Exchange& x = *st->ex;
-        auto client_left = [&] {
-          if (!x.client_gone.exchange(true)) m->client_disconnects.fetch_add(1);
-          x.cancel.cancel();
+        auto gone = [&] {
+          client_left(x, *m);
           return false;  // httplib closes the connection
         };
         std::string out;
@@ -335,14 +333,14 @@ void Server::Impl::stream(int fd, httplib::Response& res, const std::shared_ptr<
         const Clock::time_point now = Clock::now();
         if (out.empty() && now - st->last_write > kStreamKeepAlive) out = ": keep-alive\n\n";
         if (!out.empty()) {
-          if (!sink.write(out.data(), out.size())) return client_left();
+          if (!sink.write(out.data(), out.size())) return gone();
           st->last_write = now;
         }
         if (done) {
           sink.done();
           return true;
         }
-        if (st->fd >= 0 && !peer_connected(st->fd)) return client_left();
+        if (st->fd >= 0 && !peer_connected(st->fd)) return gone();
         return true;
       },
       [st, m](bool) {
@@ -351,8 +349,7 @@ void Server::Impl::stream(int fd, httplib::Response& res, const std::shared_ptr<
         Exchange& x = *st->ex;
         std::unique_lock lock(x.mu);
         if (!x.done) {
-          if (!x.client_gone.exchange(true)) m->client_disconnects.fetch_add(1);
-          x.cancel.cancel();
+          client_left(x, *m);
           x.cv.wait(lock, [&] { return x.done; });
         }
       });

@@ -354,21 +354,32 @@ TEST_F(ServerTest, BodiesOverTheLimitAre413) {
 // One running, one queued: the third is refused at once with Retry-After, and is served once
 // there is room.
 TEST_F(ServerTest, AFullQueueIs503WithRetryAfter) {
-  start(1, 1, {}, 2048);
-  // One long stream runs; a short request waits behind it; the third is refused.
-  auto a = std::async(std::launch::async, [&] {
-    return post_stream(port_, "/v1/completions", completion_body("x", 1500, true));
+  start(1, 1, {}, 2048);  // room for 1 running + 1 queued
+  // The Engine is held by a request of the test's own (its callback waits), so the server's two
+  // stay admitted for as long as the test needs.
+  std::atomic<bool> holding{false}, release{false};
+  GenerateOptions hold;
+  hold.max_tokens = 4;
+  auto blocker = engine_->submit("hold", hold, [&](std::string_view) {
+    holding.store(true);
+    while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return true;
   });
-  ASSERT_TRUE(eventually([&] { return server_->in_flight() == 1; }));
+  ASSERT_TRUE(eventually([&] { return holding.load(); }));
+  auto a = std::async(std::launch::async, [&] {
+    return post_stream(port_, "/v1/completions", completion_body("x", 8, true));
+  });
   auto b = std::async(std::launch::async,
                       [&] { return post(port_, "/v1/completions", completion_body("y", 2)); });
-  ASSERT_TRUE(eventually([&] { return engine_->stats().requests_queued == 1; }));
+  ASSERT_TRUE(eventually([&] { return engine_->stats().requests_queued == 2; }));
   EXPECT_EQ(server_->in_flight(), 2);
   const Reply r = post(port_, "/v1/completions", completion_body("Hi", 2));
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.header("Retry-After"), "1");
   EXPECT_EQ(r.j()["error"]["code"], "server_overloaded");
   EXPECT_EQ(server_->metrics().rejected_overload.load(), 1u);
+  release.store(true);
+  blocker.get();
   EXPECT_EQ(a.get().status, 200);
   EXPECT_EQ(b.get().status, 200);
   EXPECT_EQ(post(port_, "/v1/completions", completion_body("Hi", 2)).status, 200);
