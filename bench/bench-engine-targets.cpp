@@ -268,7 +268,7 @@ Overhead api_overhead(const std::string& model_path, const model::ModelWeights& 
   bo.max_batch_tokens = engine.info().max_batch_tokens;
   model::Session bs(w, bo, pool);
   const int slot = bs.add_sequence();
-  PerfMonitor monitor;
+  PerfMonitor monitor(model::perf_op_names());
 
   const auto tok = model::Tokenizer::from_gguf(w.file());
   const std::vector<int32_t> prompt = tok.encode(kPrompt, true, true);

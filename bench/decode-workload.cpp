@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     so.n_ctx = 256;
     bitnet::model::Session s(*w, so, pool);
     const int s_slot = s.add_sequence();
-    bitnet::PerfMonitor perf;
+    bitnet::PerfMonitor perf(bitnet::model::perf_op_names());
     if (monitor) s.set_monitor(&perf);
     const int32_t last =
         bitnet_callgrind_region(s, s_slot, std::atoll(argv[2]), std::atoll(argv[3]));

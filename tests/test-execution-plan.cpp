@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "model/bitnet-b158.h"
 #include "model/execution-plan.h"
+#include "model/perf-ops.h"
 #include "tools/dummy-model.h"
 
 namespace bitnet::model {
@@ -69,8 +71,8 @@ TEST(ExecutionPlan, FusedPlanOf2b4t) {
     const auto& gu = p.buffers()[static_cast<size_t>(PlanBuffer::GateUp)];
     bool shares = false;
     for (PlanBuffer other : {PlanBuffer::Qkv, PlanBuffer::Attn, PlanBuffer::Scores}) {
-      const auto& o = p.buffers()[static_cast<size_t>(other)];
-      shares = shares || (gu.offset < o.offset + o.bytes && o.offset < gu.offset + gu.bytes);
+      const auto& b = p.buffers()[static_cast<size_t>(other)];
+      shares = shares || (gu.offset < b.offset + b.bytes && b.offset < gu.offset + gu.bytes);
     }
     EXPECT_TRUE(shares) << rows << " rows";
     EXPECT_EQ(gu.bytes, static_cast<size_t>(rows * 2 * cfg.n_ff * 4 + 63) / 64 * 64);
@@ -109,10 +111,10 @@ TEST(ExecutionPlan, FusedAndSplitFormsAreRewritesOfTheLayer) {
   fuse_norm_quant(fused);
   std::vector<std::string> n;
   for (const PlanOp& op : fused) n.push_back(op.name);
-  EXPECT_EQ(n, (std::vector<std::string>{"attn_norm+quant", "qkv", "rope+kv+attention",
-                                          "attn_sub_norm+quant", "attn_out",
-                                          "residual+ffn_norm+quant", "gate_up",
-                                          "act+ffn_sub_norm+quant", "down", "residual"}));
+  EXPECT_EQ(n,
+            (std::vector<std::string>{"attn_norm+quant", "qkv", "rope+kv+attention",
+                                      "attn_sub_norm+quant", "attn_out", "residual+ffn_norm+quant",
+                                      "gate_up", "act+ffn_sub_norm+quant", "down", "residual"}));
   EXPECT_EQ(fused[1].kind, OpKind::MatmulQ8);
   EXPECT_TRUE(fused[5].add_residual);
   std::vector<PlanOp> split = layer;
@@ -144,6 +146,22 @@ TEST(ExecutionPlan, DescribeListsOpsBuffersAndTheArena) {
         "activation arena:", "gate_up  offset", "live at ops"}) {
     EXPECT_NE(d.find(want), std::string::npos) << want << "\n" << d;
   }
+}
+
+}  // namespace
+}  // namespace bitnet::model
+
+namespace bitnet::model {
+namespace {
+
+// The ids the session and the scheduler time into the core monitor: one distinct name each.
+TEST(PerfOps, EveryOperationHasOneDistinctName) {
+  const auto names = perf_op_names();
+  ASSERT_EQ(names.size(), static_cast<size_t>(PerfOp::kCount));
+  std::set<std::string_view> seen(names.begin(), names.end());
+  EXPECT_EQ(seen.size(), names.size());
+  EXPECT_EQ(perf_op_name(PerfOp::LmHead), "lm_head");
+  EXPECT_EQ(perf_op_name(PerfOp::kCount), "?");
 }
 
 }  // namespace

@@ -4,14 +4,10 @@
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
+#include <string>
 
 namespace bitnet {
 namespace {
-
-constexpr std::array<std::string_view, PerfMonitor::kOps> kNames = {
-    "embed",       "norm",     "matmul_qkv", "matmul_attn_out", "matmul_gate_up",
-    "matmul_down", "rope_kv",  "attention",  "ffn_act",         "residual",
-    "lm_head",     "sampling", "tokenize",   "detokenize"};
 
 std::string fmt(double v) {
   char buf[32];
@@ -28,11 +24,6 @@ double quantile(const std::vector<double>& v, double p) {
 
 }  // namespace
 
-std::string_view perf_op_name(PerfOp op) {
-  const auto i = static_cast<size_t>(op);
-  return i < kNames.size() ? kNames[i] : std::string_view("?");
-}
-
 double perf_ns_per_tick() {
   static const double rate = [] {
     const auto c0 = std::chrono::steady_clock::now();
@@ -47,8 +38,16 @@ double perf_ns_per_tick() {
   return rate;
 }
 
-PerfMonitor::PerfMonitor(size_t series_capacity, double ns_per_tick)
-    : capacity_(series_capacity), ns_per_tick_(ns_per_tick), ring_(series_capacity * kOps, 0) {}
+PerfMonitor::PerfMonitor(std::span<const std::string_view> op_names, size_t series_capacity,
+                         double ns_per_tick)
+    : n_ops_(op_names.size()), capacity_(series_capacity), ns_per_tick_(ns_per_tick) {
+  if (op_names.size() > kMaxOps) {
+    throw std::invalid_argument("PerfMonitor: " + std::to_string(op_names.size()) +
+                                " operations, at most " + std::to_string(kMaxOps));
+  }
+  std::copy(op_names.begin(), op_names.end(), names_.begin());
+  ring_.assign(capacity_ * n_ops_, 0);
+}
 
 double PerfMonitor::ns_per_tick() const {
   if (ns_per_tick_ <= 0) ns_per_tick_ = perf_ns_per_tick();
@@ -58,7 +57,7 @@ double PerfMonitor::ns_per_tick() const {
 void PerfMonitor::end_step(int64_t tokens) {
   if (capacity_ > 0) {
     const size_t row = static_cast<size_t>(steps_) % capacity_;
-    std::copy(step_.begin(), step_.end(), ring_.begin() + static_cast<ptrdiff_t>(row * kOps));
+    std::copy_n(step_.begin(), n_ops_, ring_.begin() + static_cast<ptrdiff_t>(row * n_ops_));
   }
   step_.fill(0);
   ++steps_;
@@ -76,11 +75,12 @@ size_t PerfMonitor::series_size() const {
   return std::min(static_cast<size_t>(steps_), capacity_);
 }
 
-int64_t PerfMonitor::series_ticks(size_t i, PerfOp op) const {
+int64_t PerfMonitor::series_ticks(size_t i, PerfOpId op) const {
   if (i >= series_size()) throw std::out_of_range("PerfMonitor::series_ticks: step out of range");
   const size_t first = static_cast<size_t>(steps_) - series_size();
   const size_t row = (first + i) % capacity_;
-  return ring_[row * kOps + static_cast<size_t>(op)];
+  if (op.index >= n_ops_) throw std::out_of_range("PerfMonitor::series_ticks: unknown operation");
+  return ring_[row * n_ops_ + op.index];
 }
 
 void PerfMonitor::write_json(std::ostream& out, bool series) const {
@@ -91,18 +91,17 @@ void PerfMonitor::write_json(std::ostream& out, bool series) const {
       << ", \"total_ms\": " << fmt(static_cast<double>(all) * ns * 1e-6) << ", \"ops\": {";
   const size_t n = series_size();
   bool first = true;
-  for (size_t o = 0; o < kOps; ++o) {
+  for (size_t o = 0; o < n_ops_; ++o) {
     if (calls_[o] == 0) continue;
-    const auto op = static_cast<PerfOp>(o);
     std::vector<double> per_step;
     for (size_t i = 0; i < n; ++i) {
-      per_step.push_back(static_cast<double>(series_ticks(i, op)) * ns * 1e-3);
+      per_step.push_back(static_cast<double>(series_ticks(i, o)) * ns * 1e-3);
     }
     std::sort(per_step.begin(), per_step.end());
     double mean = 0;
     for (double v : per_step) mean += v;
     if (!per_step.empty()) mean /= static_cast<double>(per_step.size());
-    out << (first ? "" : ", ") << "\"" << kNames[o] << "\": {\"calls\": " << calls_[o]
+    out << (first ? "" : ", ") << "\"" << names_[o] << "\": {\"calls\": " << calls_[o]
         << ", \"total_ms\": " << fmt(static_cast<double>(total_[o]) * ns * 1e-6) << ", \"share\": "
         << fmt(all > 0 ? static_cast<double>(total_[o]) / static_cast<double>(all) : 0)
         << ", \"per_step_us\": {\"mean\": " << fmt(mean)
@@ -115,12 +114,11 @@ void PerfMonitor::write_json(std::ostream& out, bool series) const {
   if (series) {
     out << ", \"series\": {";
     first = true;
-    for (size_t o = 0; o < kOps; ++o) {
+    for (size_t o = 0; o < n_ops_; ++o) {
       if (calls_[o] == 0) continue;
-      out << (first ? "" : ", ") << "\"" << kNames[o] << "\": [";
+      out << (first ? "" : ", ") << "\"" << names_[o] << "\": [";
       for (size_t i = 0; i < n; ++i) {
-        out << (i ? ", " : "")
-            << fmt(static_cast<double>(series_ticks(i, static_cast<PerfOp>(o))) * ns * 1e-3);
+        out << (i ? ", " : "") << fmt(static_cast<double>(series_ticks(i, o)) * ns * 1e-3);
       }
       out << "]";
       first = false;

@@ -11,34 +11,27 @@
 #pragma once
 
 #include <array>
+#include <cassert>
 #include <chrono>
 #include <cstdint>
 #include <ostream>
+#include <span>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace bitnet {
 
-enum class PerfOp : uint8_t {
-  Embed,          // token embedding rows
-  Norm,           // attn_norm, ffn_norm, attn_sub_norm and output_norm RMSNorms
-  MatmulQkv,      // q|k|v BitLinear (activation quantization included)
-  MatmulAttnOut,  // attention output BitLinear
-  MatmulGateUp,   // gate|up BitLinear
-  MatmulDown,     // down BitLinear
-  RopeKv,         // rotary embedding and the KV cache store
-  Attention,      // softmax(q k^T) v
-  FfnAct,         // act(gate) * up and the ffn sub-norm
-  Residual,       // residual adds
-  LmHead,         // the output matrix (logits)
-  Sampling,       // next-token sampling
-  Tokenize,       // prompt encoding
-  Detokenize,     // token to text pieces
-  kCount
+// An operation is a small integer id, 0 .. PerfMonitor::kMaxOps - 1, whose name the monitor's owner
+// gives at construction: the monitor knows no operation of its own (the model layer enumerates the
+// transformer's in model/perf-ops.h). Any enumeration whose values are those ids converts.
+struct PerfOpId {
+  size_t index;
+  constexpr PerfOpId(size_t i) : index(i) {}  // NOLINT(google-explicit-constructor)
+  template <class E>
+  requires std::is_enum_v<E>
+  constexpr PerfOpId(E e) : index(static_cast<size_t>(e)) {}  // NOLINT(google-explicit-constructor)
 };
-
-// "embed", "norm", "matmul_qkv", ...: stable names for JSON and tables.
-std::string_view perf_op_name(PerfOp op);
 
 inline int64_t perf_now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -65,14 +58,23 @@ double perf_ns_per_tick();
 
 class PerfMonitor {
  public:
-  static constexpr size_t kOps = static_cast<size_t>(PerfOp::kCount);
+  static constexpr size_t kMaxOps = 32;
 
-  // ns_per_tick: 0 calibrates (perf_ns_per_tick()) when the first report needs it; tests pass 1
-  // to count in plain units.
-  explicit PerfMonitor(size_t series_capacity = 4096, double ns_per_tick = 0);
+  // op_names: the name of every operation id, in id order (at most kMaxOps; the strings must
+  // outlive the monitor, as literals do); they key the JSON. ns_per_tick: 0 calibrates
+  // (perf_ns_per_tick()) when the first report needs it; tests pass 1 to count in plain units.
+  explicit PerfMonitor(std::span<const std::string_view> op_names, size_t series_capacity = 4096,
+                       double ns_per_tick = 0);
 
-  void add(PerfOp op, int64_t ticks) {
-    const auto i = static_cast<size_t>(op);
+  size_t ops() const { return n_ops_; }
+  std::string_view name(PerfOpId op) const {
+    return op.index < n_ops_ ? names_[op.index] : std::string_view("?");
+  }
+
+  // op must be below ops() (checked in debug builds only: this is the hot path).
+  void add(PerfOpId op, int64_t ticks) {
+    const size_t i = op.index;
+    assert(i < n_ops_);
     total_[i] += ticks;
     ++calls_[i];
     step_[i] += ticks;
@@ -81,16 +83,18 @@ class PerfMonitor {
   void end_step(int64_t tokens);
   void reset();
 
-  int64_t total_ticks(PerfOp op) const { return total_[static_cast<size_t>(op)]; }
-  double total_ns(PerfOp op) const { return static_cast<double>(total_ticks(op)) * ns_per_tick(); }
+  int64_t total_ticks(PerfOpId op) const { return op.index < n_ops_ ? total_[op.index] : 0; }
+  double total_ns(PerfOpId op) const {
+    return static_cast<double>(total_ticks(op)) * ns_per_tick();
+  }
   double ns_per_tick() const;
-  int64_t calls(PerfOp op) const { return calls_[static_cast<size_t>(op)]; }
+  int64_t calls(PerfOpId op) const { return op.index < n_ops_ ? calls_[op.index] : 0; }
   int64_t steps() const { return steps_; }
   int64_t tokens() const { return tokens_; }
   // Steps kept in the series: min(steps(), series_capacity).
   size_t series_size() const;
   // Step i of the kept series (0: oldest): ticks of op in that step.
-  int64_t series_ticks(size_t i, PerfOp op) const;
+  int64_t series_ticks(size_t i, PerfOpId op) const;
 
   // {"steps", "tokens", "total_ms", "ops": {name: {"calls", "total_ms", "share",
   // "per_step_us": {"mean", "p50", "p95", "p99"}}}, and with series the per-step microseconds of
@@ -98,17 +102,19 @@ class PerfMonitor {
   void write_json(std::ostream& out, bool series) const;
 
  private:
-  std::array<int64_t, kOps> total_{}, calls_{}, step_{};  // ticks, except calls_
+  std::array<std::string_view, kMaxOps> names_{};
+  size_t n_ops_ = 0;
+  std::array<int64_t, kMaxOps> total_{}, calls_{}, step_{};  // ticks, except calls_
   int64_t steps_ = 0, tokens_ = 0;
   size_t capacity_;
   mutable double ns_per_tick_;
-  std::vector<int64_t> ring_;  // [capacity][kOps] ticks
+  std::vector<int64_t> ring_;  // [capacity][ops()] ticks
 };
 
 // Times one operation into m (nothing when m is null).
 class PerfScope {
  public:
-  PerfScope(PerfMonitor* m, PerfOp op) : m_(m), op_(op), t0_(m ? perf_ticks() : 0) {}
+  PerfScope(PerfMonitor* m, PerfOpId op) : m_(m), op_(op), t0_(m ? perf_ticks() : 0) {}
   ~PerfScope() {
     if (m_) m_->add(op_, perf_ticks() - t0_);
   }
@@ -117,7 +123,7 @@ class PerfScope {
 
  private:
   PerfMonitor* m_;
-  PerfOp op_;
+  PerfOpId op_;
   int64_t t0_;
 };
 

@@ -159,7 +159,7 @@ Engine::Impl::Impl(const std::string& path, const EngineConfig& cfg) : config(cf
   scheduler = std::make_unique<engine::Scheduler>(*weights, *tok, resolved, config.prefix_cache);
   engine::Scheduler* sched = scheduler.get();
   builder.emplace(*tok, chat_template, resolved, mcfg.n_ctx_train,
-                  [sched](int64_t ticks) { sched->record(PerfOp::Tokenize, ticks); });
+                  [sched](int64_t ticks) { sched->record(model::PerfOp::Tokenize, ticks); });
 }
 
 Engine::Impl::~Impl() {

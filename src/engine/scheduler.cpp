@@ -66,7 +66,7 @@ Scheduler::~Scheduler() {
   pool_.reset();
 }
 
-void Scheduler::record(PerfOp op, int64_t ticks) {
+void Scheduler::record(model::PerfOp op, int64_t ticks) {
   std::lock_guard lock(stats_mu_);
   monitor_.add(op, ticks);
 }
@@ -215,7 +215,7 @@ void Scheduler::admit() {
           ensure_session();
         } catch (...) {  // out of memory: this request fails, the next one tries again
           session_.reset();
-          failed = as_error(std::current_exception(), "allocating the batched session");
+          failed = as_error(std::current_exception(), "allocating the forward session");
         }
       }
       if (cancelled || failed) {
@@ -356,8 +356,8 @@ void Scheduler::step() {
       {
         const int64_t detok = r.gen->detokenize_ticks();
         std::lock_guard stats_lock(stats_mu_);
-        monitor_.add(PerfOp::Sampling, perf_ticks() - t0 - detok);
-        monitor_.add(PerfOp::Detokenize, detok);
+        monitor_.add(model::PerfOp::Sampling, perf_ticks() - t0 - detok);
+        monitor_.add(model::PerfOp::Detokenize, detok);
       }
       if (next) {
         r.next = *next;

@@ -30,8 +30,9 @@
 #include "core/thread-pool.h"
 #include "engine/engine-config.h"
 #include "engine/generation.h"
-#include "model/session.h"
 #include "model/model-weights.h"
+#include "model/perf-ops.h"
+#include "model/session.h"
 #include "tokenizer/tokenizer.h"
 
 namespace bitnet::engine {
@@ -72,7 +73,7 @@ class Scheduler {
   SchedulerStats stats() const;
   std::string profile_json(bool series) const;
   // Adds to the profile from outside the steps (tokenization by the request builder).
-  void record(PerfOp op, int64_t ticks);
+  void record(model::PerfOp op, int64_t ticks);
 
  private:
   // A request admitted to the batch.
@@ -128,7 +129,7 @@ class Scheduler {
   mutable std::mutex stats_mu_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<model::Session> session_;
-  PerfMonitor monitor_;
+  PerfMonitor monitor_{model::perf_op_names()};
   uint64_t steps_ = 0, step_tokens_ = 0, prefix_hits_ = 0, prefix_tokens_ = 0;
 
   // The batch and its scratch, guarded by driver_mu_ (driver_ names its holder, so a callback's

@@ -14,6 +14,7 @@
 #include "model/kv-cache.h"
 #include "model/model-config.h"
 #include "model/model-weights.h"
+#include "model/perf-ops.h"
 
 namespace bitnet::model::ops {
 

@@ -30,9 +30,9 @@
 #include <string>
 #include <vector>
 
-#include "core/perf-monitor.h"
 #include "kernels/ternary-matmul.h"
 #include "model/model-config.h"
+#include "model/perf-ops.h"
 
 namespace bitnet::model {
 

@@ -34,6 +34,7 @@
 #include "model/execution-plan.h"
 #include "model/kv-cache.h"
 #include "model/model-weights.h"
+#include "model/perf-ops.h"
 
 namespace bitnet::model {
 
