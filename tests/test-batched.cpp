@@ -338,7 +338,7 @@ TEST(Batched, PagesAreReservedAndRefusedNotExhaustedMidWay) {
 // The fused norm + quantization passes (the execution plan's fusions) change nothing, and neither
 // does undoing the load-time q|k|v and gate|up fusions: the single session gives the same logits
 // fused, unfused and split, for a prefill of 7 rows and single-row decode
-// steps, on 1 and 2 threads; the batched session too.
+// steps, on 1 and 2 threads; several slots too.
 TEST(Batched, FusedNormQuantIsBitIdenticalToUnfused) {
   REQUIRE_MODEL();
   const int64_t V = tiny().config().n_vocab;

@@ -518,7 +518,7 @@ TEST(ModelCache, TwoEnginesOnOnePathShareOneLoad) {
 TEST(ModelCache, SameKeySameWeights) {
   const std::string path = fixture("tiny-b158.i2_s.gguf");
   REQUIRE_FIXTURE(path);
-  bitnet::engine::ModelCache cache(uint64_t{1} << 30);
+  bitnet::engine::WeightsLru cache(uint64_t{1} << 30);
   const auto a = cache.acquire(path, no_prepared_cache());
   // The same file by another spelling of its path is the same entry.
   const auto b = cache.acquire(
@@ -532,7 +532,7 @@ TEST(ModelCache, SameKeySameWeights) {
 TEST(ModelCache, ConcurrentLoadsOfOneKeyAreCoalesced) {
   const std::string path = fixture("tiny-b158.tq2_0.gguf");
   REQUIRE_FIXTURE(path);
-  bitnet::engine::ModelCache cache(uint64_t{1} << 30);
+  bitnet::engine::WeightsLru cache(uint64_t{1} << 30);
   std::vector<bitnet::engine::WeightsPtr> got(4);
   std::vector<std::thread> threads;
   for (size_t i = 0; i < got.size(); ++i)
@@ -552,7 +552,7 @@ TEST(ModelCache, BudgetEvictsUnheldModelsLeastRecentlyUsedFirst) {
   REQUIRE_FIXTURE(a_path);
   REQUIRE_FIXTURE(b_path);
   REQUIRE_FIXTURE(c_path);
-  bitnet::engine::ModelCache cache(uint64_t{1} << 30);
+  bitnet::engine::WeightsLru cache(uint64_t{1} << 30);
   const auto opt = no_prepared_cache();
   uint64_t a_bytes = 0, b_bytes = 0;
   {

@@ -272,7 +272,7 @@ struct EngineInfo {
 };
 
 // Memory in bytes. Weights are shared with other Engines on the same model (model-cache.h). The
-// batched session (KV page pool, activations) is allocated on the first request.
+// forward session (KV page pool, activation arena) is allocated on the first request.
 struct EngineStats {
   uint64_t weights_bytes = 0;    // the model file's bytes plus the packed ternary matrices
   uint64_t kv_pool_bytes = 0;    // the KV page pool (kv_cache_bytes rounded to whole pages)
@@ -296,10 +296,10 @@ struct EngineStats {
   // Pages kept for the prefix cache (finished requests' keys and values, given up on demand);
   // not in kv_pages_in_use.
   uint64_t kv_pages_cached = 0;
-  uint64_t prefix_cache_hits = 0;      // requests that started from a cached prefix
-  uint64_t prefix_tokens_reused = 0;   // prompt tokens not evaluated thanks to it
-  uint64_t steps = 0;        // forward steps run
-  uint64_t step_tokens = 0;  // tokens evaluated by them (prompt chunks and decode tokens)
+  uint64_t prefix_cache_hits = 0;     // requests that started from a cached prefix
+  uint64_t prefix_tokens_reused = 0;  // prompt tokens not evaluated thanks to it
+  uint64_t steps = 0;                 // forward steps run
+  uint64_t step_tokens = 0;           // tokens evaluated by them (prompt chunks and decode tokens)
 };
 
 // Called once per request on the scheduler thread with its result, or with a null result and the

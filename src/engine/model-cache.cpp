@@ -33,13 +33,13 @@ uint64_t weights_bytes(const model::ModelWeights& w) {
   return total;
 }
 
-bool ModelCache::held_elsewhere(const Entry& e) {
+bool WeightsLru::held_elsewhere(const Entry& e) {
   // Under mu_, no new holder can appear except through acquire(); a stale count > 1 only makes
   // eviction more conservative.
   return e.weights.get().use_count() > 1;
 }
 
-WeightsPtr ModelCache::acquire(const std::string& path, const model::LoadOptions& options) {
+WeightsPtr WeightsLru::acquire(const std::string& path, const model::LoadOptions& options) {
   std::error_code ec;
   const std::filesystem::path canonical = std::filesystem::canonical(path, ec);
   if (ec) throw std::invalid_argument(path + ": cannot open the model (" + ec.message() + ")");
@@ -89,7 +89,7 @@ WeightsPtr ModelCache::acquire(const std::string& path, const model::LoadOptions
   return loaded;
 }
 
-void ModelCache::trim_locked() {
+void WeightsLru::trim_locked() {
   for (auto it = lru_.end(); bytes_ > budget_ && it != lru_.begin();) {
     --it;
     auto entry = entries_.find(*it);
@@ -101,18 +101,18 @@ void ModelCache::trim_locked() {
   }
 }
 
-void ModelCache::trim() {
+void WeightsLru::trim() {
   std::lock_guard lock(mu_);
   trim_locked();
 }
 
-void ModelCache::set_budget(uint64_t budget_bytes) {
+void WeightsLru::set_budget(uint64_t budget_bytes) {
   std::lock_guard lock(mu_);
   budget_ = budget_bytes;
   trim_locked();
 }
 
-void ModelCache::clear() {
+void WeightsLru::clear() {
   std::lock_guard lock(mu_);
   for (auto it = lru_.begin(); it != lru_.end();) {
     auto entry = entries_.find(*it);
@@ -126,7 +126,7 @@ void ModelCache::clear() {
   }
 }
 
-ModelCacheStats ModelCache::stats() const {
+ModelCacheStats WeightsLru::stats() const {
   std::lock_guard lock(mu_);
   ModelCacheStats s = counters_;
   s.entries = lru_.size();

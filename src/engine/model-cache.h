@@ -1,5 +1,5 @@
 // The LRU cache of loaded models behind bitnet::ModelCache (include/bitnet/model-cache.h, where
-// the budget and eviction rules are stated).
+// the budget and eviction rules are stated): engine::WeightsLru, which the public class wraps.
 //
 // Each entry holds a shared_future for its weights: the first acquirer of a key loads outside the
 // lock, later acquirers of that key copy the future and wait on it. A load that fails removes its
@@ -25,9 +25,9 @@ using WeightsPtr = std::shared_ptr<const model::ModelWeights>;
 // in place) plus every packed ternary matrix.
 uint64_t weights_bytes(const model::ModelWeights& w);
 
-class ModelCache {
+class WeightsLru {
  public:
-  explicit ModelCache(uint64_t budget_bytes) : budget_(budget_bytes) {}
+  explicit WeightsLru(uint64_t budget_bytes) : budget_(budget_bytes) {}
 
   // The model at `path` (a GGUF file or a Hugging Face directory) loaded with `options`, from the
   // cache or loaded now. Throws what ModelWeights::load throws, and std::invalid_argument for a
@@ -63,7 +63,7 @@ namespace bitnet {
 
 struct ModelCache::Impl {
   explicit Impl(uint64_t budget_bytes) : cache(budget_bytes) {}
-  engine::ModelCache cache;
+  engine::WeightsLru cache;
 };
 
 namespace detail {

@@ -2,7 +2,7 @@
 // every layer's K and V rows ([n_embd_kv] per position; F16 halves the memory, F32 is exact). A
 // KvCache is one sequence's view: a page table filled as positions are stored, so a sequence uses
 // memory for the positions it has, not for its whole context, and many sequences share one pool
-// (the batched session; the Engine's memory budget is a number of pages).
+// (model::Session's slots; the Engine's memory budget is a number of pages).
 //
 // Page layout: [page][layer][page_size][row_dim], K and V in separate arrays, so one position's
 // row is contiguous and a page holds a run of positions for every layer.
@@ -88,7 +88,7 @@ class KvPagePool {
 
 class KvCache {
  public:
-  // A private pool sized for n_ctx positions (one sequence; BitNetSession).
+  // A private pool sized for n_ctx positions (one sequence, on its own).
   KvCache(KvType type, int64_t n_layer, int64_t n_ctx, int64_t row_dim,
           int64_t page_size = KvPagePool::kDefaultPageSize);
   // A sequence of up to n_ctx positions in a shared pool, which must outlive it. Holds no page
