@@ -41,8 +41,8 @@
 
 #include "bench-models.h"
 #include "bitnet/engine.h"
-#include "tools/bench-stats.h"
 #include "server/server.h"
+#include "tools/bench-stats.h"
 
 namespace {
 

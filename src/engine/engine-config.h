@@ -6,9 +6,9 @@
 #include <cstdint>
 
 #include "bitnet/engine.h"
-#include "model/session.h"
 #include "model/model-config.h"
 #include "model/model-weights.h"
+#include "model/session.h"
 
 namespace bitnet::engine {
 

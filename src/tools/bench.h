@@ -21,8 +21,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/session.h"
 #include "model/model-weights.h"
+#include "model/session.h"
 
 namespace bitnet::model {
 
