@@ -667,16 +667,23 @@ constexpr int kTileRows = 4;
 constexpr int kTileVocab = 4, kTileVocabOneRow = 8;
 constexpr int64_t kTileBlockBytes = 256 * 1024;
 
+// pf (one x row only): the rows of the next tile, prefetched into L2 a cache line at a time
+// while this tile streams its own. Without it the decode head ran at about 70% of what one core
+// reads (eight interleaved 5 KB row streams are too short for the hardware prefetcher to follow).
 template <int TV, int TR, class T>
 void head_tile(const T* w, int64_t ws, const float* x, int64_t ldx, int64_t k, float* y,
-               int64_t ldy) {
+               int64_t ldy, const T* pf = nullptr) {
   constexpr int64_t S = kFloatStep;
+  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));  // elements per cache line
   FVec acc[TR][TV];
   for (auto& row : acc) {
     for (FVec& a : row) a = fvec_zero();
   }
   int64_t i = 0;
   for (; i + S <= k; i += S) {
+    if (pf != nullptr && (i & (kLine - 1)) < S) {
+      for (int v = 0; v < TV; ++v) __builtin_prefetch(pf + v * ws + i, 0, 2);
+    }
     FVec wv[TV];
     for (int v = 0; v < TV; ++v) wv[v] = load_row(w + v * ws + i);
     for (int r = 0; r < TR; ++r) {
@@ -707,6 +714,11 @@ template <int TV, int TR, class T>
 inline void head_rows(int64_t nv, const T* w, int64_t ws, const float* x, int64_t ldx, int64_t k,
                       float* y, int64_t ldy) {
   int64_t v = 0;
+  if constexpr (TR == 1) {  // decode: a pure stream over the matrix, the next tile prefetched
+    for (; v + 3 * TV <= nv; v += TV) {
+      head_tile<TV, TR>(w + v * ws, ws, x, ldx, k, y + v, ldy, w + (v + 2 * TV) * ws);
+    }
+  }
   for (; v + TV <= nv; v += TV) head_tile<TV, TR>(w + v * ws, ws, x, ldx, k, y + v, ldy);
   if (v < nv) head_tile_v<TV - 1, TR>(nv - v, w + v * ws, ws, x, ldx, k, y + v, ldy);
 }
