@@ -381,11 +381,6 @@ std::vector<Case> make_corpus(const fs::path& dir) {
   return c;
 }
 
-// The first line of a text and whether there is more than one.
-bool one_line(const std::string& s) {
-  const size_t nl = s.find('\n');
-  return !s.empty() && (nl == std::string::npos || nl + 1 == s.size());
-}
 
 // The corpus is made once for all tests of the suite; a failure to make it fails each test (an
 // exception in SetUpTestSuite would only mark them skipped).
@@ -454,6 +449,12 @@ TEST_F(Corruption, LibraryRefusesEveryFileWithOneLineError) {
 }
 
 #ifdef BITNET_CLI_PATH
+// Whether a text is exactly one non-empty line.
+bool one_line(const std::string& s) {
+  const size_t nl = s.find('\n');
+  return !s.empty() && (nl == std::string::npos || nl + 1 == s.size());
+}
+
 // inspect and run: a non-zero exit (3: bad model file), one line on stderr for run, within a time
 // bound, and the same verdict from both.
 TEST_F(Corruption, InspectAndRunAgreeAndFailCleanly) {
