@@ -143,6 +143,37 @@ TEST_P(FloatDotTest, AttentionRunsMatchTheSingleRowKernels) {
   }
 }
 
+// A decode row over a matrix larger than the caches takes the streaming path (the next tiles
+// prefetched, kernels-simd.cpp's kHeadStreamBytes): its logits are bit-identical to the same row's
+// in a two-row call, which never streams, for F16 and F32 matrices ending at a guard page.
+TEST_P(FloatDotTest, StreamedDecodeHeadEqualsTheTiledOne) {
+  const KernelTable& t = *kernels_for(GetParam());
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t k = 2560, ws = k + 16, ldx = k;
+  for (const bool f16 : {true, false}) {
+    const int64_t nv = f16 ? 3501 : 1751;  // 17.9 MB: over the 16 MiB streaming threshold
+    test::GuardedArray<uint16_t> w16(static_cast<size_t>(f16 ? (nv - 1) * ws + k : 1), 2);
+    test::GuardedArray<float> w32(static_cast<size_t>(f16 ? 1 : (nv - 1) * ws + k), 4);
+    for (size_t i = 0; i < w16.size(); ++i) w16[i] = fp32_to_fp16(nd(rng));
+    for (size_t i = 0; i < w32.size(); ++i) w32[i] = nd(rng);
+    std::vector<float> x(static_cast<size_t>(2 * ldx));
+    for (auto& v : x) v = nd(rng);
+    std::vector<float> one(static_cast<size_t>(nv), -3.0f), two(static_cast<size_t>(2 * nv), -3.0f);
+    if (f16) {
+      t.dot_f16_tile(w16.data(), ws, nv, x.data(), ldx, 1, k, one.data(), nv);
+      t.dot_f16_tile(w16.data(), ws, nv, x.data(), ldx, 2, k, two.data(), nv);
+    } else {
+      t.dot_f32_tile(w32.data(), ws, nv, x.data(), ldx, 1, k, one.data(), nv);
+      t.dot_f32_tile(w32.data(), ws, nv, x.data(), ldx, 2, k, two.data(), nv);
+    }
+    for (int64_t v = 0; v < nv; ++v) {
+      ASSERT_EQ(one[static_cast<size_t>(v)], two[static_cast<size_t>(v)])
+          << isa_name(t.isa) << (f16 ? " F16" : " F32") << " matrix row " << v;
+    }
+  }
+}
+
 // The F16 LM head over a step's rows: within the float bound of the double result, and each row's
 // logits bit-identical whether computed alone, with the other rows, or for a subset of the
 // matrix rows (the register tiles differ; the per-pair arithmetic must not). The matrix ends at a

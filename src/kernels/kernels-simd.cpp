@@ -666,11 +666,13 @@ constexpr int kTileRows = 4;
 #endif
 constexpr int kTileVocab = 4, kTileVocabOneRow = 8;
 constexpr int64_t kTileBlockBytes = 256 * 1024;
+constexpr int64_t kHeadStreamBytes = int64_t{16} << 20;
 
-// pf (one x row only): the rows of the next tile, prefetched into L2 a cache line at a time
-// while this tile streams its own. Without it the decode head ran at about 70% of what one core
-// reads (eight interleaved 5 KB row streams are too short for the hardware prefetcher to follow).
-template <int TV, int TR, class T>
+// PF (one x row, a matrix streamed from DRAM): pf's rows - a later tile's - are prefetched into
+// L2 a cache line at a time while this tile streams its own. Without it the decode head ran at
+// about 70% of what one core reads (eight interleaved 5 KB row streams are too short for the
+// hardware prefetcher to follow).
+template <int TV, int TR, bool PF = false, class T>
 void head_tile(const T* w, int64_t ws, const float* x, int64_t ldx, int64_t k, float* y,
                int64_t ldy, const T* pf = nullptr) {
   constexpr int64_t S = kFloatStep;
@@ -681,7 +683,7 @@ void head_tile(const T* w, int64_t ws, const float* x, int64_t ldx, int64_t k, f
   }
   int64_t i = 0;
   for (; i + S <= k; i += S) {
-    if (pf != nullptr && (i & (kLine - 1)) < S) {
+    if (PF && (i & (kLine - 1)) < S) {
       for (int v = 0; v < TV; ++v) __builtin_prefetch(pf + v * ws + i, 0, 2);
     }
     FVec wv[TV];
@@ -714,9 +716,13 @@ template <int TV, int TR, class T>
 inline void head_rows(int64_t nv, const T* w, int64_t ws, const float* x, int64_t ldx, int64_t k,
                       float* y, int64_t ldy) {
   int64_t v = 0;
-  if constexpr (TR == 1) {  // decode: a pure stream over the matrix, the next tile prefetched
-    for (; v + 3 * TV <= nv; v += TV) {
-      head_tile<TV, TR>(w + v * ws, ws, x, ldx, k, y + v, ldy, w + (v + 2 * TV) * ws);
+  if constexpr (TR == 1) {
+    // Decode over a matrix larger than the caches: a pure stream, two tiles ahead prefetched.
+    // (A matrix that fits, like a small model's head, gains nothing and pays the prefetches.)
+    if (nv * ws * static_cast<int64_t>(sizeof(T)) > kHeadStreamBytes) {
+      for (; v + 3 * TV <= nv; v += TV) {
+        head_tile<TV, TR, true>(w + v * ws, ws, x, ldx, k, y + v, ldy, w + (v + 2 * TV) * ws);
+      }
     }
   }
   for (; v + TV <= nv; v += TV) head_tile<TV, TR>(w + v * ws, ws, x, ldx, k, y + v, ldy);
