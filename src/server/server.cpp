@@ -343,15 +343,16 @@ void Server::Impl::stream(int fd, httplib::Response& res, const std::shared_ptr<
         if (st->fd >= 0 && !peer_connected(st->fd)) return gone();
         return true;
       },
-      [st, m](bool) {
+      [st, m](bool success) {
         // The response is over (sent, or the connection failed before the end): a request still
         // generating is cancelled and waited for, so its KV pages are back before the next one.
+        // A stream that did not reach its end counts as a departed client even when the
+        // generation had finished: httplib may give up on an unwritable socket (the write
+        // timeout) before calling the provider again, so gone() above never ran.
         Exchange& x = *st->ex;
         std::unique_lock lock(x.mu);
-        if (!x.done) {
-          client_left(x, *m);
-          x.cv.wait(lock, [&] { return x.done; });
-        }
+        if (!x.done || !success) client_left(x, *m);
+        if (!x.done) x.cv.wait(lock, [&] { return x.done; });
       });
 }
 
