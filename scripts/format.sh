@@ -9,7 +9,9 @@ if [ "${1:-}" = "--fix" ]; then
   clang-format -i "${files[@]}"
   exit 0
 fi
-bad=$(clang-format --dry-run "${files[@]}" 2>&1 | grep -o '^[^:]*: warning' | cut -d: -f1 | sort -u || true)
+# Each violation is reported as FILE:LINE:COL: warning: ...
+bad=$(clang-format --dry-run "${files[@]}" 2>&1 |
+  sed -n 's/^\([^:]*\):[0-9]*:[0-9]*: warning:.*/\1/p' | sort -u)
 if [ -n "$bad" ]; then
   echo "not formatted (run: bash scripts/format.sh --fix):" >&2
   echo "$bad" | sed 's/^/  /' >&2

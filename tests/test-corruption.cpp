@@ -381,7 +381,6 @@ std::vector<Case> make_corpus(const fs::path& dir) {
   return c;
 }
 
-
 // The corpus is made once for all tests of the suite; a failure to make it fails each test (an
 // exception in SetUpTestSuite would only mark them skipped).
 class Corruption : public ::testing::Test {
