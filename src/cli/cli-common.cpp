@@ -15,6 +15,7 @@
 #include "convert/hf-convert.h"
 #include "kernels/ternary-matmul.h"
 #include "model/model-validate.h"
+#include "tokenizer/chat-template.h"
 
 namespace bitnet::cli {
 
@@ -263,6 +264,20 @@ std::unique_ptr<Engine> open_engine(const CommonModelOptions& o, EngineConfig co
                o.model.c_str(), info.load_seconds, info.weights_source.c_str(), info.layout.c_str(),
                info.kernels.c_str(), info.threads);
   return engine;
+}
+
+void check_trained_context(int64_t n_ctx, const EngineInfo& info) {
+  if (n_ctx > info.trained_context) {
+    throw UsageError("-c " + std::to_string(n_ctx) + " is above the model's trained context of " +
+                     std::to_string(info.trained_context) + " tokens");
+  }
+}
+
+void check_chat_template_name(const std::string& name) {
+  if (!name.empty() && !model::chat_template_from_name(name)) {
+    throw UsageError("--chat-template: unknown '" + name +
+                     "' (known: " + model::kChatTemplateNames + ")");
+  }
 }
 
 std::string read_input_file(const std::string& flag, const std::string& path) {

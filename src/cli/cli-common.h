@@ -104,6 +104,12 @@ model::Tokenizer load_tokenizer(const model::ModelWeights& weights);
 // loaded. Every failure to read or validate the model is an InputError.
 std::unique_ptr<Engine> open_engine(const CommonModelOptions& o, EngineConfig config);
 
+// UsageError when -c (n_ctx > 0) is above the loaded model's trained context.
+void check_trained_context(int64_t n_ctx, const EngineInfo& info);
+
+// UsageError when a non-empty --chat-template NAME is not one this build knows.
+void check_chat_template_name(const std::string& name);
+
 // The whole file, or an InputError naming the flag and the file ("-f notes/: is a directory").
 std::string read_input_file(const std::string& flag, const std::string& path);
 // Checks that `path` can be created or overwritten (before long work whose result it receives):

@@ -101,10 +101,7 @@ int cmd_chat(int argc, char** argv) {
       args.unknown(a);
     }
   }
-  if (!forced_template.empty() && !model::chat_template_from_name(forced_template)) {
-    throw UsageError("--chat-template: unknown '" + forced_template +
-                     "' (known: " + model::kChatTemplateNames + ")");
-  }
+  check_chat_template_name(forced_template);
   if (mo.model.empty()) mo.model = default_model();
   // Through the Engine with its prefix cache: each turn sends the whole conversation, and only
   // the tokens its cached slot does not hold are evaluated.
@@ -112,11 +109,7 @@ int cmd_chat(int argc, char** argv) {
   config.chat_template = forced_template;
   const std::unique_ptr<Engine> engine = open_engine(mo, config);
   const EngineInfo& info = engine->info();
-  if (mo.n_ctx > info.trained_context) {
-    throw UsageError("-c " + std::to_string(mo.n_ctx) +
-                     " is above the model's trained context of " +
-                     std::to_string(info.trained_context) + " tokens");
-  }
+  check_trained_context(mo.n_ctx, info);
   if (!info.chat_template_note.empty()) {
     std::fprintf(stderr, "warning: %s (choose one with --chat-template)\n",
                  info.chat_template_note.c_str());

@@ -79,11 +79,7 @@ int cmd_logits(int argc, char** argv) {
   config.quantize_activations = !no_act_quant;
   const std::unique_ptr<Engine> engine = open_engine(mo, config);
   const EngineInfo& info = engine->info();
-  if (mo.n_ctx > info.trained_context) {
-    throw UsageError("-c " + std::to_string(mo.n_ctx) +
-                     " is above the model's trained context of " +
-                     std::to_string(info.trained_context) + " tokens");
-  }
+  check_trained_context(mo.n_ctx, info);
   if (!have_tokens) tokens = engine->tokenize(text, true, true);
   if (tokens.empty()) throw UsageError("the input has no tokens (and the vocabulary adds no BOS)");
   for (const int32_t t : tokens) {

@@ -62,11 +62,7 @@ int cmd_perplexity(int argc, char** argv) {
     chunked.n_ctx = mo.n_ctx > 0 ? mo.n_ctx : kDefaultChunk;
     EngineConfig config = chunked.engine_config();
     auto e = open_engine(chunked, config);
-    if (mo.n_ctx > e->info().trained_context) {
-      throw UsageError("-c " + std::to_string(mo.n_ctx) +
-                       " is above the model's trained context of " +
-                       std::to_string(e->info().trained_context) + " tokens");
-    }
+    check_trained_context(mo.n_ctx, e->info());
     return e;
   }();
   const EngineInfo& info = engine->info();

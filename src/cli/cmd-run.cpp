@@ -122,21 +122,14 @@ int cmd_run(int argc, char** argv) {
   if (escapes) prompt = process_escapes(prompt);
   // Checked before the model loads: a bad path fails at once.
   if (!profile_path.empty()) check_writable("--profile", profile_path);
-  if (!forced_template.empty() && !model::chat_template_from_name(forced_template)) {
-    throw UsageError("--chat-template: unknown '" + forced_template +
-                     "' (known: " + model::kChatTemplateNames + ")");
-  }
+  check_chat_template_name(forced_template);
   if (mo.model.empty()) mo.model = default_model();
 
   EngineConfig config = mo.engine_config();
   config.chat_template = forced_template;
   const std::unique_ptr<Engine> engine = open_engine(mo, config);
   const EngineInfo& info = engine->info();
-  if (mo.n_ctx > info.trained_context) {
-    throw UsageError("-c " + std::to_string(mo.n_ctx) +
-                     " is above the model's trained context of " +
-                     std::to_string(info.trained_context) + " tokens");
-  }
+  check_trained_context(mo.n_ctx, info);
   if (!info.chat_template_note.empty() && chat) {
     std::fprintf(stderr, "warning: %s (choose one with --chat-template)\n",
                  info.chat_template_note.c_str());

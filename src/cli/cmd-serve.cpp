@@ -166,12 +166,12 @@ int cmd_serve(int argc, char** argv) {
     throw;
   }
   const EngineInfo& info = engine->info();
-  if (mo.n_ctx > info.trained_context) {
+  try {
+    check_trained_context(mo.n_ctx, info);
+  } catch (...) {
     server.shutdown(0);
     stop_signal_thread();
-    throw UsageError("-c " + std::to_string(mo.n_ctx) +
-                     " is above the model's trained context of " +
-                     std::to_string(info.trained_context) + " tokens");
+    throw;
   }
   server.set_engine(engine.get());
   std::fprintf(stderr,
