@@ -38,32 +38,6 @@ std::string quoted(std::string_view s) {
   return out + "'";
 }
 
-// Smallest encoding of one element of this type (strings: the length field; arrays: the type and
-// count fields), used to bound element counts by the bytes that remain.
-uint64_t min_element_bytes(GgufValueType t) {
-  switch (t) {
-    case GgufValueType::UINT8:
-    case GgufValueType::INT8:
-    case GgufValueType::BOOL:
-      return 1;
-    case GgufValueType::UINT16:
-    case GgufValueType::INT16:
-      return 2;
-    case GgufValueType::UINT32:
-    case GgufValueType::INT32:
-    case GgufValueType::FLOAT32:
-      return 4;
-    case GgufValueType::UINT64:
-    case GgufValueType::INT64:
-    case GgufValueType::FLOAT64:
-    case GgufValueType::STRING:
-      return 8;
-    case GgufValueType::ARRAY:
-      return 12;
-  }
-  return 1;
-}
-
 bool known_value_type(uint32_t t) {
   return t <= static_cast<uint32_t>(GgufValueType::FLOAT64);
 }
@@ -217,7 +191,8 @@ class Parser {
            std::to_string(t));
     }
     const auto et = static_cast<GgufValueType>(t);
-    const uint64_t n = read_count(element_field(kv_field) + " array count", min_element_bytes(et));
+    const uint64_t n =
+        read_count(element_field(kv_field) + " array count", gguf_min_value_bytes(et));
     index_path_.push_back(0);
     GgufValue v = read_array_body(et, n, kv_field, depth);
     index_path_.pop_back();
@@ -270,6 +245,30 @@ class Parser {
 };
 
 }  // namespace
+
+uint64_t gguf_min_value_bytes(GgufValueType t) {
+  switch (t) {
+    case GgufValueType::UINT8:
+    case GgufValueType::INT8:
+    case GgufValueType::BOOL:
+      return 1;
+    case GgufValueType::UINT16:
+    case GgufValueType::INT16:
+      return 2;
+    case GgufValueType::UINT32:
+    case GgufValueType::INT32:
+    case GgufValueType::FLOAT32:
+      return 4;
+    case GgufValueType::UINT64:
+    case GgufValueType::INT64:
+    case GgufValueType::FLOAT64:
+    case GgufValueType::STRING:
+      return 8;
+    case GgufValueType::ARRAY:
+      return 12;
+  }
+  return 1;
+}
 
 GgufFile GgufFile::open(const std::string& path, const GgufOpenOptions& options) {
   GgufFile f;

@@ -58,6 +58,10 @@ enum class GgufValueType : uint32_t {
 // "UINT32", ..., or "type 99" for an id outside the enum.
 std::string gguf_type_name(GgufValueType type);
 
+// Bytes of one encoded value of this type: the whole value for a number or BOOL, the smallest
+// encoding of a STRING (its 8-byte length) or an ARRAY (its element type and count, 12 bytes).
+uint64_t gguf_min_value_bytes(GgufValueType type);
+
 // The C++ type of each GGUF element type (everything but ARRAY).
 template <class T>
 struct GgufTypeOf;  // undefined: T is not a GGUF element type

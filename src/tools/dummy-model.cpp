@@ -251,32 +251,15 @@ void add_metadata(const DummyPreset& preset, const DummyOptions& o, formats::Ggu
 
 // Serialized size of a GGUF value (without its type tag), as GgufWriter writes it.
 uint64_t value_bytes(const GgufValue& v) {
-  auto scalar = [](GgufValueType t) -> uint64_t {
-    switch (t) {
-      case GgufValueType::UINT8:
-      case GgufValueType::INT8:
-      case GgufValueType::BOOL:
-        return 1;
-      case GgufValueType::UINT16:
-      case GgufValueType::INT16:
-        return 2;
-      case GgufValueType::UINT32:
-      case GgufValueType::INT32:
-      case GgufValueType::FLOAT32:
-        return 4;
-      default:
-        return 8;
-    }
-  };
   if (v.is<std::string>()) return 8 + v.as<std::string>().size();
-  if (!v.is_array()) return scalar(v.type());
+  if (!v.is_array()) return gguf_min_value_bytes(v.type());
   uint64_t n = 4 + 8;  // element type, count
   if (v.array_type() == GgufValueType::STRING) {
     for (const std::string& s : v.as_array<std::string>()) n += 8 + s.size();
   } else if (v.array_type() == GgufValueType::ARRAY) {
     for (const GgufValue& a : v.as_arrays()) n += value_bytes(a);
   } else {
-    n += scalar(v.array_type()) * v.array_size();
+    n += gguf_min_value_bytes(v.array_type()) * v.array_size();
   }
   return n;
 }
