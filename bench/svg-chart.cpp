@@ -16,15 +16,6 @@ using svg::kColors;
 
 constexpr double kWidth = 900, kPanelH = 280, kLeft = 90, kRight = 190, kTop = 90, kGap = 80;
 
-// Smallest m x 10^k at or above v (v > 0), m from a list of round leading digits (five grid
-// steps of the axis then stay readable: 6K -> 1.2K steps).
-double nice_ceiling(double v) {
-  const double p = std::pow(10.0, std::floor(std::log10(v)));
-  for (double m : {1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0})
-    if (m * p >= v * (1 - 1e-12)) return m * p;
-  return 10 * p;
-}
-
 // 1234567 -> "1.23M", 45600 -> "45.6K".
 std::string short_number(double v) {
   if (v >= 1e6) return fmt("%.3gM", v / 1e6);
@@ -54,7 +45,9 @@ std::string panel_svg(const ChartPanel& p, double top, const std::string& x_labe
     }
   std::string o = text(x0, top - 12, p.title, "font-size='14' font-weight='bold'");
   if (xs.empty()) return o + text(x0, top + 20, "(no results)", "font-size='12'");
-  const double hi = nice_ceiling(y_max > 0 ? y_max * 1.08 : 1);
+  // Round leading digits fine enough that five grid steps stay readable (6K -> 1.2K steps).
+  const double hi = svg::nice_ceiling(y_max > 0 ? y_max * 1.08 : 1,
+                                      {1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0});
   const double lx0 = std::log2(*xs.begin()), lx1 = std::log2(*xs.rbegin());
   auto px = [&](double x) {
     return lx1 > lx0 ? x0 + 20 + (std::log2(x) - lx0) / (lx1 - lx0) * (w - 40) : x0 + w / 2;

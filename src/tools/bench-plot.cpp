@@ -16,14 +16,6 @@ using svg::kColors;
 
 constexpr double kWidth = 860, kPanelH = 300, kLeft = 80, kRight = 170, kTop = 40, kBottom = 50;
 
-// Smallest 1, 2 or 5 x 10^k at or above v (v > 0).
-double nice_ceiling(double v) {
-  const double p = std::pow(10.0, std::floor(std::log10(v)));
-  for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (m * p >= v * (1 - 1e-12)) return m * p;
-  return 10 * p;
-}
-
 struct Frame {
   double x0, y0, w, h;  // plot area
   double lo, hi;        // y range
@@ -75,7 +67,8 @@ std::string bar_panel(const BenchReport& r, const std::string& kind, double top)
                 kWidth - kLeft - kRight,
                 kPanelH - kTop - kBottom,
                 0,
-                nice_ceiling(std::max(hi * 1.1, 1e-9))};  // headroom for the value labels
+                svg::nice_ceiling(std::max(hi * 1.1, 1e-9),
+                                  {1.0, 2.0, 5.0, 10.0})};  // headroom for the value labels
   std::string s;
   axes(s, f,
        kind == "pp" ? "Prompt processing (median of repetitions, +- 1 sd)"
