@@ -140,7 +140,7 @@ BenchReport fixed_report() {
   BenchReport r;
   r.tool_version = "0.1.0";
   r.timestamp = "2026-11-24T05:00:00Z";
-  r.machine = {"Test CPU", 2, "avx512", "t1"};
+  r.machine = {"Test CPU", 2, "avx512", "t1", "F16"};
   r.model_path = "/x/model.gguf";
   r.model_name = "tiny";
   r.ternary_params = 1000;

@@ -268,6 +268,31 @@ TEST(Run, IgnoreEosRunsToTheLimit) {
   EXPECT_NE(r.err.find("stopped: max tokens"), std::string::npos) << r.err;
 }
 
+TEST(Run, Int8HeadIsOptInAndSaysSo) {
+  const fs::path fixture = reference_dir() / "models" / "tiny-b158.i2_s.gguf";
+  REQUIRE_FIXTURE(fixture);
+  const Result plain = run_bitnet({"run", "-m", fixture.string(), "-p", "The quick brown fox", "-n",
+                                   "8", "--temp", "0", "--ignore-eos"});
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_NE(plain.err.find("lm head F16"), std::string::npos) << plain.err;
+  const Result i8 = run_bitnet({"run", "-m", fixture.string(), "-p", "The quick brown fox", "-n",
+                                "8", "--temp", "0", "--ignore-eos", "--int8-head"});
+  ASSERT_EQ(i8.code, 0) << i8.err;
+  EXPECT_NE(i8.err.find("lm head int8 (from F16)"), std::string::npos) << i8.err;
+  EXPECT_NE(i8.err.find("generation: 8 tokens"), std::string::npos) << i8.err;
+  // bench names it with its results; kl compares it with the file's head.
+  const Result b = run_bitnet({"bench", "-m", fixture.string(), "-p", "8", "-n", "4", "-r", "1",
+                               "--int8-head", "--no-limits"});
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_NE(b.out.find("lm head int8 (from F16)"), std::string::npos) << b.out;
+  const Result kl = run_bitnet(
+      {"kl", "-m", fixture.string(), "--int8-head", "--random-tokens", "40", "-c", "20"});
+  ASSERT_EQ(kl.code, 0) << kl.err;
+  EXPECT_NE(kl.out.find("base: " + fixture.string() + " (kv f16, lm head F16)"), std::string::npos)
+      << kl.out;
+  EXPECT_NE(kl.out.find("lm head int8 (from F16))"), std::string::npos) << kl.out;
+}
+
 TEST(Run, ProfileWritesEveryOperationOfTheForwardPass) {
   const fs::path fixture = reference_dir() / "models" / "tiny-b158.i2_s.gguf";
   REQUIRE_FIXTURE(fixture);

@@ -513,6 +513,19 @@ TEST(ModelCache, TwoEnginesOnOnePathShareOneLoad) {
   s = cache.stats();
   EXPECT_EQ(s.misses, 3u);
   EXPECT_EQ(s.entries, 3u);
+  // The int8 head is another entry too, holding its matrix besides the file's.
+  bitnet::EngineConfig i8 = config(bitnet::OptimizationLevel::Basic, &cache);
+  i8.int8_lm_head = true;
+  bitnet::Engine e(path, i8);
+  s = cache.stats();
+  EXPECT_EQ(s.misses, 4u);
+  EXPECT_EQ(a.info().lm_head, "F16");
+  EXPECT_EQ(e.info().lm_head, "int8 (from F16)");
+  // one byte per weight plus a scale and a code sum per row (n_embd >= 64 here)
+  EXPECT_GE(e.stats().weights_bytes,
+            a.stats().weights_bytes + static_cast<uint64_t>(e.info().n_vocab) * (64 + 8));
+  const bitnet::GenerateResult r = e.generate("hello", greedy(8));
+  EXPECT_EQ(r.tokens.size(), 8u);
 }
 
 TEST(ModelCache, SameKeySameWeights) {

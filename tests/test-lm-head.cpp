@@ -28,7 +28,8 @@ namespace {
 namespace fs = std::filesystem;
 using formats::GgmlType;
 
-std::unique_ptr<ModelWeights> dummy(const std::string& preset, GgmlType embd) {
+std::unique_ptr<ModelWeights> dummy(const std::string& preset, GgmlType embd,
+                                    bool int8_head = false) {
   const fs::path path =
       fs::temp_directory_path() / ("bitnet-test-lm-head-" + preset + "-" +
                                    formats::ggml_type_name(static_cast<uint32_t>(embd)) + "-" +
@@ -39,6 +40,7 @@ std::unique_ptr<ModelWeights> dummy(const std::string& preset, GgmlType embd) {
   write_dummy_model(find_dummy_preset(preset), o, path.string());
   LoadOptions lo;
   lo.cache = CacheMode::Off;
+  lo.int8_head = int8_head;
   auto w = ModelWeights::load(path.string(), lo);
   fs::remove(path);  // the mapping stays valid
   return w;
@@ -70,8 +72,14 @@ Logits run_head(const ModelWeights& w, const std::vector<float>& x, int64_t rows
   out.quantized.assign(static_cast<size_t>(rows * v), std::nanf(""));
   out.validation = out.quantized;
   const kernels::KernelTable& kt = kernels::active_kernels();
-  ops::lm_head_rows(pool, kt, w, x.data(), rows, out.quantized.data(), v, s, stride, true);
-  ops::lm_head_rows(pool, kt, w, x.data(), rows, out.validation.data(), v, s, stride, false);
+  // The int8 head's rows: ldq wider than n_embd, as the session's buffer for the widest linear.
+  const int64_t ldq = e + 64;
+  std::vector<int8_t> q8(static_cast<size_t>(rows * ldq));
+  std::vector<float> q8_scale(static_cast<size_t>(rows));
+  std::vector<int32_t> q8_sum(static_cast<size_t>(rows));
+  ops::Q8Scratch q8s{q8.data(), q8_scale.data(), q8_sum.data(), nullptr, ldq};
+  ops::lm_head_rows(pool, kt, w, x.data(), rows, out.quantized.data(), v, s, stride, true, q8s);
+  ops::lm_head_rows(pool, kt, w, x.data(), rows, out.validation.data(), v, s, stride, false, q8s);
   return out;
 }
 
@@ -159,6 +167,76 @@ TEST(LmHead, TinyModelQ6KQ80AndF16) {
       for (int threads : {1, 2}) check_head(*w, rows, threads);
     }
   }
+}
+
+// The int8 head (LoadOptions::int8_head) from each output type: the quantized path is exactly the
+// scalar reference kernel on the file's rows quantized by Int8Matrix and the row quantized by the
+// reference quantizer, for any row and thread count; the validation path stays the file's float
+// dot; and the int8 logits stay within both operands' rounding of the float ones.
+void check_int8_head(GgmlType embd) {
+  const auto w = dummy("tiny-1m", embd, true);
+  const auto plain = dummy("tiny-1m", embd, false);
+  ASSERT_NE(w->int8_head(), nullptr);
+  ASSERT_EQ(plain->int8_head(), nullptr);
+  EXPECT_EQ(lm_head_name(*w),
+            "int8 (from " + formats::ggml_type_name(static_cast<uint32_t>(embd)) + ")");
+  const int64_t e = w->config().n_embd, v = w->config().n_vocab;
+  const formats::GgufTensorInfo& out = *w->output().info;
+  int64_t eb = e;
+  const size_t rb = formats::ggml_tensor_bytes(out.type, &eb, 1);
+  kernels::Int8Matrix mat(v, e);
+  std::vector<std::vector<float>> deq(static_cast<size_t>(v), std::vector<float>(e));
+  for (int64_t i = 0; i < v; ++i) {
+    formats::dequantize_row(out.type, out.data + static_cast<size_t>(i) * rb,
+                            deq[static_cast<size_t>(i)].data(), e);
+    mat.set_row(i, deq[static_cast<size_t>(i)].data());
+  }
+  const kernels::Int8MatrixView& h = *w->int8_head();
+  ASSERT_EQ(std::memcmp(h.data, mat.view().data, static_cast<size_t>(h.groups()) * h.group_bytes),
+            0);
+  const kernels::KernelTable& ref = *kernels::kernels_for(kernels::Isa::Scalar);
+  for (int64_t rows : {1, 3, 6}) {
+    for (int threads : {1, 2}) {
+      const std::string tag = formats::ggml_type_name(out.type) +
+                              " int8 rows=" + std::to_string(rows) +
+                              " threads=" + std::to_string(threads);
+      const std::vector<float> x = hidden_rows(rows, e, static_cast<uint64_t>(rows + threads));
+      const Logits got = run_head(*w, x, rows, threads);
+      const Logits base = run_head(*plain, x, rows, threads);
+      ASSERT_EQ(got.validation, base.validation) << tag;
+      for (int64_t r = 0; r < rows; ++r) {
+        std::vector<int8_t> q(static_cast<size_t>(e));
+        float scale;
+        int32_t sum;
+        ref.quantize(x.data() + r * e, e, 1, e, q.data(), e, &scale, &sum);
+        std::vector<float> want(static_cast<size_t>(v));
+        ref.matmul_i8(h, kernels::QuantizedRows{q.data(), e, &scale, &sum, 1}, want.data(), v, 0,
+                      h.groups());
+        const float xmax = 127.0f / scale;
+        for (int64_t i = 0; i < v; ++i) {
+          const size_t at = static_cast<size_t>(r * v + i);
+          ASSERT_EQ(got.quantized[at], want[static_cast<size_t>(i)])
+              << tag << " at " << r << ", " << i;
+          double exact = 0, bound = 0;
+          const auto& wr = deq[static_cast<size_t>(i)];
+          const double ws = h.row_scale[i];
+          for (int64_t j = 0; j < e; ++j) {
+            const double xj = x[static_cast<size_t>(r * e + j)];
+            exact += static_cast<double>(wr[static_cast<size_t>(j)]) * xj;
+            bound += 0.5 * ws * std::fabs(xj) +
+                     0.5 * (xmax / 127) * std::fabs(wr[static_cast<size_t>(j)]) +
+                     0.25 * ws * (xmax / 127);
+          }
+          ASSERT_NEAR(got.quantized[at], exact, bound * 1.001 + 1e-5)
+              << tag << " at " << r << ", " << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(LmHead, Int8HeadFromQ6KQ80AndF16) {
+  for (GgmlType embd : {GgmlType::F16, GgmlType::Q6_K, GgmlType::Q8_0}) check_int8_head(embd);
 }
 
 TEST(LmHead, VocabularyTilesOnALargerModel) {

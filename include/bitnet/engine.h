@@ -102,6 +102,12 @@ struct EngineConfig {
   // runs the unfused operations. Results are identical either way; `bitnet inspect --plan` lists
   // the fusions and `bitnet bench --no-fuse` measures their gain.
   bool fused_norm_quant = true;
+  // The LM head as int8 with one scale per vocabulary row, quantized from the model's output
+  // matrix at load (one byte per weight, multiplied on the integer units like the ternary
+  // linears): faster decode and batched steps where the head is a large part of them, at a small
+  // change of the logits (lossy: KL divergence in docs/PERFORMANCE.md). Off: the file's matrix as
+  // it is. No level changes it; used only with quantize_activations.
+  bool int8_lm_head = false;
   // The prefix cache: a finished request's slot keeps its keys and values, and a later request
   // whose prompt starts with the same tokens (the next turn of a conversation, a shared system
   // prompt) evaluates only the rest. Cached slots and pages are given up as soon as a request
@@ -261,6 +267,7 @@ struct EngineInfo {
   KvCacheType kv_type = KvCacheType::F16;
   std::string layout;          // "t1" or "t2"
   std::string kernels;         // instruction set of the active kernels, e.g. "avx2"
+  std::string lm_head;         // the output matrix's type, e.g. "F16", or "int8 (from F16)"
   std::string weights_source;  // "packed", "prepared cache" or "prepared cache rebuilt"
   double load_seconds = 0;     // the load of the weights (an earlier Engine's, when shared)
   // Why the prepared cache was rebuilt, skipped or not written (e.g. an unwritable directory);

@@ -152,6 +152,9 @@ bool CommonModelOptions::parse(Args& args) {
   } else if (a == "--no-cache") {
     args.next();
     no_cache = true;
+  } else if (a == "--int8-head") {
+    args.next();
+    int8_head = true;
   } else {
     return false;
   }
@@ -179,6 +182,7 @@ EngineConfig CommonModelOptions::engine_config() const {
   if (layout == "t1") c.layout = WeightLayout::T1;
   if (layout == "t2") c.layout = WeightLayout::T2;
   if (no_cache) c.prepared_cache = PreparedCache::Off;
+  c.int8_lm_head = int8_head;
   c.max_concurrent_requests = 1;
   return c;
 }
@@ -190,18 +194,19 @@ model::LoadOptions load_options(const CommonModelOptions& o) {
   if (o.layout == "t1") lo.layout = kernels::TernaryLayout::T1;
   if (o.layout == "t2") lo.layout = kernels::TernaryLayout::T2;
   if (o.no_cache) lo.cache = model::CacheMode::Off;
+  lo.int8_head = o.int8_head;
   lo.threads = o.threads;
   return lo;
 }
 
-void print_load_report(const std::string& path, const model::LoadReport& r,
-                       kernels::TernaryLayout layout) {
+void print_load_report(const std::string& path, const model::ModelWeights& w) {
+  const model::LoadReport& r = w.report();
   const char* how = r.source == model::LoadReport::Source::CacheHit       ? "prepared cache"
                     : r.source == model::LoadReport::Source::CacheRebuilt ? "packed, cache written"
                                                                           : "packed";
-  std::fprintf(stderr, "loaded %s in %.2f s (%s, layout %s, kernels %s)%s%s\n", path.c_str(),
-               r.seconds, how, kernels::layout_name(layout),
-               kernels::isa_name(kernels::active_kernels().isa),
+  std::fprintf(stderr, "loaded %s in %.2f s (%s, layout %s, kernels %s, lm head %s)%s%s\n",
+               path.c_str(), r.seconds, how, kernels::layout_name(w.layout()),
+               kernels::isa_name(kernels::active_kernels().isa), model::lm_head_name(w).c_str(),
                r.cache_reason.empty() ? "" : "; cache: ", r.cache_reason.c_str());
   if (!r.hf_gguf.empty()) {
     std::fprintf(stderr, "%s Hugging Face directory %s as %s\n",
@@ -229,7 +234,7 @@ std::unique_ptr<model::ModelWeights> load_model(const CommonModelOptions& o) {
   } catch (const std::exception& e) {
     throw InputError(e.what());
   }
-  print_load_report(o.model, w->report(), w->layout());
+  print_load_report(o.model, *w);
   return w;
 }
 
@@ -260,9 +265,9 @@ std::unique_ptr<Engine> open_engine(const CommonModelOptions& o, EngineConfig co
     throw InputError(msg);
   }
   const EngineInfo& info = engine->info();
-  std::fprintf(stderr, "loaded %s in %.2f s (%s, layout %s, kernels %s, %d threads)\n",
+  std::fprintf(stderr, "loaded %s in %.2f s (%s, layout %s, kernels %s, lm head %s, %d threads)\n",
                o.model.c_str(), info.load_seconds, info.weights_source.c_str(), info.layout.c_str(),
-               info.kernels.c_str(), info.threads);
+               info.kernels.c_str(), info.lm_head.c_str(), info.threads);
   return engine;
 }
 

@@ -67,7 +67,7 @@ class Args {
   std::string usage_;
 };
 
-// -m/--model, -t/--threads, -c/--ctx-size, --kv f16|f32, --layout t1|t2, --no-cache.
+// -m/--model, -t/--threads, -c/--ctx-size, --kv f16|f32, --layout t1|t2, --no-cache, --int8-head.
 struct CommonModelOptions {
   std::string model;
   int threads = 0;    // 0: all cores
@@ -75,6 +75,7 @@ struct CommonModelOptions {
   model::KvType kv = model::KvType::F16;
   std::string layout;
   bool no_cache = false;
+  bool int8_head = false;
 
   bool parse(Args& args);        // consumes one option if it is one of the above
   int resolved_threads() const;  // threads, 0 resolved to the hardware threads
@@ -92,7 +93,9 @@ struct CommonModelOptions {
   "                        exact)\n"                                                            \
   "  --layout t1|t2        packed ternary layout (default: the kernels' choice: t1 with\n"      \
   "                        AVX-512 VNNI, else t2; results are identical)\n"                     \
-  "  --no-cache            neither read nor write the prepared-weights cache\n"
+  "  --no-cache            neither read nor write the prepared-weights cache\n"                 \
+  "  --int8-head           the LM head quantized to int8 at load, one scale per row (lossy:\n"  \
+  "                        faster where the head is a large part of a step; off by default)\n"
 
 // Loads the model, printing what happened (cache hit or rebuild, time) on stderr, with a progress
 // line while weights are packed. Every failure to read or validate the model is an InputError.

@@ -116,11 +116,11 @@ void print_table(const model::BenchReport& r, bool markdown) {
                                    (roof > 100 ? " (!)" : "")
                              : "-"});
   }
-  std::printf("bitnet bench %s | %s | %s (%d hw threads), kernels %s, layout %s | %d reps\n",
-              r.tool_version.c_str(),
-              r.model_name.empty() ? r.model_path.c_str() : r.model_name.c_str(),
-              r.machine.cpu.c_str(), r.machine.hardware_threads, r.machine.isa.c_str(),
-              r.machine.layout.c_str(), r.params.reps);
+  std::printf(
+      "bitnet bench %s | %s | %s (%d hw threads), kernels %s, layout %s, lm head %s | %d reps\n",
+      r.tool_version.c_str(), r.model_name.empty() ? r.model_path.c_str() : r.model_name.c_str(),
+      r.machine.cpu.c_str(), r.machine.hardware_threads, r.machine.isa.c_str(),
+      r.machine.layout.c_str(), r.machine.lm_head.c_str(), r.params.reps);
   bool above = false;
   for (const model::BenchResult& b : r.results) above = above || b.roofline_percent() > 100;
   if (above) {

@@ -1,7 +1,8 @@
-// bitnet kl: how far a configuration (test: -m, --kv) moves the next-token distributions from a
-// base configuration (--base, --base-kv) over the same tokens: KL(base || test) per position and
-// summarized (mean, median, P99, max), top-1 agreement, and both perplexities. The way llama.cpp's
-// perplexity --kl-divergence judges a quantization, run here in one process.
+// bitnet kl: how far a configuration (test: -m, --kv, --int8-head) moves the next-token
+// distributions from a base configuration (--base, --base-kv) over the same tokens: KL(base ||
+// test) per position and summarized (mean, median, P99, max), top-1 agreement, and both
+// perplexities. The way llama.cpp's perplexity --kl-divergence judges a quantization, run here in
+// one process.
 //
 // The token sequence is cut into windows of -c tokens; each window is evaluated from an empty
 // cache in one eval with all logits (the session splits it into prefill batches), by both
@@ -44,7 +45,7 @@ constexpr const char* kOptions =
     "  -c, --ctx-size N      window length (default: all tokens, up to the context length)\n"
     "  --json                one JSON object with every position\n"
     "  --per-position        a table of every position\n" BITNET_MODEL_OPTIONS_HELP
-    "                        (--kv is the tested configuration's)\n";
+    "                        (--kv and --int8-head are the tested configuration's)\n";
 
 constexpr const char* kSummary =
     "KL divergence of the next-token distributions of MODEL (with --kv) from a base\n"
@@ -212,6 +213,7 @@ int cmd_kl(int argc, char** argv) {
   base_config.quantize_activations = test_config.quantize_activations = !no_act_quant;
   CommonModelOptions bo = mo;
   bo.model = base_path;
+  bo.int8_head = base_config.int8_lm_head = false;  // the tested configuration's option
   const std::unique_ptr<Engine> base =
       engine_for(bo, base_config, base_path == mo.model ? "-m" : "--base");
   const std::unique_ptr<Engine> test = engine_for(mo, test_config, "-m");
@@ -282,8 +284,14 @@ int cmd_kl(int argc, char** argv) {
 
   if (json_out) {
     nlohmann::ordered_json j;
-    j["base"] = {{"model", base_path}, {"kv", kv_name(*base_kv)}, {"eval_seconds", sec_base}};
-    j["test"] = {{"model", mo.model}, {"kv", kv_name(test_kv)}, {"eval_seconds", sec_test}};
+    j["base"] = {{"model", base_path},
+                 {"kv", kv_name(*base_kv)},
+                 {"lm_head", base->info().lm_head},
+                 {"eval_seconds", sec_base}};
+    j["test"] = {{"model", mo.model},
+                 {"kv", kv_name(test_kv)},
+                 {"lm_head", test->info().lm_head},
+                 {"eval_seconds", sec_test}};
     j["input"] = input_description(in);
     j["tokens"] = n_tokens;
     j["window"] = window;
@@ -326,8 +334,10 @@ int cmd_kl(int argc, char** argv) {
                   c.nll_base, c.nll_test);
     }
   }
-  std::printf("base: %s (kv %s), %.2f s\n", base_path.c_str(), kv_name(*base_kv), sec_base);
-  std::printf("test: %s (kv %s), %.2f s\n", mo.model.c_str(), kv_name(test_kv), sec_test);
+  std::printf("base: %s (kv %s, lm head %s), %.2f s\n", base_path.c_str(), kv_name(*base_kv),
+              base->info().lm_head.c_str(), sec_base);
+  std::printf("test: %s (kv %s, lm head %s), %.2f s\n", mo.model.c_str(), kv_name(test_kv),
+              test->info().lm_head.c_str(), sec_test);
   if (no_act_quant) std::printf("both without activation quantization (--no-act-quant)\n");
   std::printf("input: %s, %lld tokens, windows of %lld, %lld positions scored\n",
               input_description(in).c_str(), static_cast<long long>(n_tokens),

@@ -34,6 +34,7 @@ model::LoadOptions load_options(const EngineConfig& c) {
                                                      : model::CacheMode::Auto;
   o.cache_dir = c.cache_dir;
   o.threads = c.threads;
+  o.int8_head = c.int8_lm_head && c.quantize_activations;
   o.on_pack_progress = c.on_pack_progress;
   return o;
 }

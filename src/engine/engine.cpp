@@ -149,6 +149,7 @@ Engine::Impl::Impl(const std::string& path, const EngineConfig& cfg) : config(cf
   info.kv_type = config.kv_type;
   info.layout = kernels::layout_name(weights->layout());
   info.kernels = kernels::isa_name(kernels::active_kernels().isa);
+  info.lm_head = model::lm_head_name(*weights);
   info.weights_source = source_name(weights->report().source);
   info.load_seconds = weights->report().seconds;
   info.weights_note = weights->report().cache_reason;

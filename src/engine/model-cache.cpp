@@ -19,6 +19,7 @@ std::string cache_key(const std::string& canonical, const model::LoadOptions& o)
   key += " min=" + std::to_string(o.cache_min_bytes);
   key += " mmap=" + std::to_string(o.mmap_threshold);
   key += " dir=" + o.cache_dir;
+  key += o.int8_head ? " head=int8" : " head=file";
   return key;
 }
 
@@ -30,6 +31,7 @@ uint64_t weights_bytes(const model::ModelWeights& w) {
     const uint64_t groups = static_cast<uint64_t>(l->view.groups());
     total += groups * l->view.group_bytes + groups * kernels::kGroupRows * sizeof(float);
   }
+  total += w.int8_head_bytes();
   return total;
 }
 

@@ -143,6 +143,12 @@ void ternary_matmul(ThreadPool& pool, const KernelTable& table, const TernaryMat
   pool.parallel_for(w.groups(), [&](int64_t g0, int64_t g1, int) { fn(w, a, y, ldy, g0, g1); });
 }
 
+void int8_matmul(ThreadPool& pool, const KernelTable& table, const Int8MatrixView& w,
+                 const QuantizedRows& a, float* y, int64_t ldy) {
+  pool.parallel_for(w.groups(),
+                    [&](int64_t g0, int64_t g1, int) { table.matmul_i8(w, a, y, ldy, g0, g1); });
+}
+
 void quantize_rows(ThreadPool& pool, const KernelTable& table, const float* x, int64_t ldx,
                    int64_t m, int64_t k, int8_t* q, int64_t ldq, float* scale, int32_t* sum) {
   if (m == 1) {

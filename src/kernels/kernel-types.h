@@ -182,6 +182,37 @@ using QuantizeBlocksFn = void (*)(const float* x, int64_t k, int64_t block, int8
 using BlockDotFn = void (*)(const uint8_t* w, size_t w_stride, int64_t n, const BlockQ8Rows& a,
                             float* y, int64_t ldy);
 
+// ------------------------------------------------------- int8 output matrix (opt-in LM head)
+// The output matrix quantized at load to int8 with one scale per row (ModelWeights'
+// LoadOptions::int8_head), multiplied by activation rows quantized as the BitLinear inputs are
+// (QuantizeFn): the LM head then runs at the ternary GEMM's integer rate and reads one byte per
+// weight (an F16 head reads two). Layout: rows in groups of kGroupRows like the ternary layouts
+// (N padded with zero rows); a group is K / 4 chunks of 64 bytes, byte [4r + j] of chunk c holding
+// W[16g + r][4c + j] as int8 in [-127, 127]. Per row: row_scale (w ~ row_scale * code) and
+// row_sum (the sum of the row's codes, for kernels that multiply unsigned activation bytes).
+inline constexpr int kI8KMultiple = 4;
+inline constexpr int64_t kI8MaxK = 65536;
+
+struct Int8MatrixView {
+  int64_t n = 0;
+  int64_t k = 0;
+  size_t group_bytes = 0;            // 16 * k
+  const int8_t* data = nullptr;      // [groups][group_bytes], 64-byte aligned
+  const float* row_scale = nullptr;  // [groups * 16], 64-byte aligned; padding rows hold 0
+  const int32_t* row_sum = nullptr;  // [groups * 16], 64-byte aligned; padding rows hold 0
+  int64_t groups() const { return (n + kGroupRows - 1) / kGroupRows; }
+};
+
+// y[m * ldy + n] = float(I) / a.scale[m] * row_scale[n], I = sum_k W[n][k] * q[m][k] exactly in
+// int32, for the row groups [group_begin, group_end) and every activation row (a.sum unused):
+// the ternary epilogue's operations, so every ISA gives bit-identical results.
+// Contract (all ISAs): K % 4 == 0, 0 < K <= kI8MaxK (exact in int32 also where a kernel adds 128
+// to the activation bytes: 255 * 127 * 65536 < 2^31); any N, M >= 1. Reads the group data, the
+// row scales and sums, exactly K bytes of each activation row; prefetch hints may run past the
+// weights. Writes y[m * ldy + n] for n < N only; y must not overlap an input.
+using MatmulI8Fn = void (*)(const Int8MatrixView& w, const QuantizedRows& a, float* y, int64_t ldy,
+                            int64_t group_begin, int64_t group_end);
+
 struct KernelTable {
   Isa isa;
   // The layout this table's matmul runs fastest on; the loader repacks weights into it. T1 where
@@ -206,6 +237,7 @@ struct KernelTable {
   QuantizeBlocksFn quantize_blocks;
   BlockDotFn dot_q6_k;
   BlockDotFn dot_q8_0;
+  MatmulI8Fn matmul_i8;
 };
 
 }  // namespace bitnet::kernels

@@ -253,6 +253,28 @@ void dot_q8_0_ref(const uint8_t* w, size_t w_stride, int64_t n, const BlockQ8Row
   }
 }
 
+// Reads each code at its layout position: byte [4r + j] of chunk c is W[16g + r][4c + j].
+void matmul_i8_ref(const Int8MatrixView& w, const QuantizedRows& a, float* y, int64_t ldy,
+                   int64_t g0, int64_t g1) {
+  for (int64_t g = g0; g < g1; ++g) {
+    const int8_t* grp = w.data + static_cast<size_t>(g) * w.group_bytes;
+    for (int64_t m = 0; m < a.m; ++m) {
+      const int8_t* q = a.q + m * a.ldq;
+      int32_t acc[kGroupRows] = {};
+      for (int64_t c = 0; c < w.k / kI8KMultiple; ++c) {
+        for (int r = 0; r < kGroupRows; ++r) {
+          for (int j = 0; j < 4; ++j) acc[r] += grp[c * kChunkBytes + 4 * r + j] * q[4 * c + j];
+        }
+      }
+      for (int r = 0; r < kGroupRows; ++r) {
+        const int64_t row = g * kGroupRows + r;
+        if (row >= w.n) break;
+        y[m * ldy + row] = common::epilogue(acc[r], 0, a.scale[m], w.row_scale[row]);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 extern const KernelTable kTableScalar = {Isa::Scalar,
@@ -274,7 +296,8 @@ extern const KernelTable kTableScalar = {Isa::Scalar,
                                          attn_values_ref<float>,
                                          quantize_blocks_ref,
                                          dot_q6_k_ref,
-                                         dot_q8_0_ref};
+                                         dot_q8_0_ref,
+                                         matmul_i8_ref};
 
 void unpack_ternary(const TernaryMatrixView& w, int8_t* out) {
   for (int64_t row = 0; row < w.n; ++row) {

@@ -1009,6 +1009,91 @@ void block_dot_simd(const uint8_t* w, size_t w_stride, int64_t n, const BlockQ8R
   }
 }
 
+// ---------------------------------------------------------- int8 output matrix (opt-in LM head)
+// Tiles of G row groups x R activation rows: G chunks loaded and R activation words prepared per
+// 4 columns serve G x R chunk dots (AVX-512: 4 x 4 = 16 vpdpbusd per 8 loads and 4 xors, 24 of 32
+// registers; AVX2: each chunk dot is 2 x (vpsignb, vpmaddubsw, vpmaddwd, vpaddd), so 1 x 2 keeps
+// within 16 registers). One activation row (decode): more groups, a stream per group, each
+// prefetched ahead when the thread's share exceeds the caches. With more rows the groups are
+// walked in blocks of kTileBlockBytes that stay in L2 while every tile of rows passes.
+#if BITNET_SIMD_AVX2
+constexpr int kI8Groups = 1, kI8Rows = 2, kI8GroupsOneRow = 2;
+#elif BITNET_SIMD_NEON
+constexpr int kI8Groups = 2, kI8Rows = 2, kI8GroupsOneRow = 4;
+#else
+constexpr int kI8Groups = 4, kI8Rows = 4, kI8GroupsOneRow = 8;
+#endif
+constexpr int64_t kI8StreamAhead = 2048;  // bytes ahead in each group's stream
+
+template <int G, int R, bool PF = false>
+void i8_tile(const Int8MatrixView& w, const QuantizedRows& a, int64_t g0, int64_t m0, float* y,
+             int64_t ldy) {
+  I8Acc acc[R][G];
+  for (auto& row : acc) {
+    for (I8Acc& v : row) v = i8_zero();
+  }
+  const auto* base =
+      reinterpret_cast<const uint8_t*>(w.data) + static_cast<size_t>(g0) * w.group_bytes;
+  const int8_t* q = a.q + m0 * a.ldq;
+  const int64_t chunks = w.k / kI8KMultiple;
+  for (int64_t c = 0; c < chunks; ++c) {
+    I8Act act[R];
+    for (int r = 0; r < R; ++r) act[r] = i8_act(q + r * a.ldq + kI8KMultiple * c);
+    for (int g = 0; g < G; ++g) {
+      const uint8_t* p = base + g * w.group_bytes + c * kChunkBytes;
+      if constexpr (PF) __builtin_prefetch(p + kI8StreamAhead);
+      const Chunk ch = load_chunk(p);
+      for (int r = 0; r < R; ++r) acc[r][g] = i8_dot4(acc[r][g], ch, act[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int g = 0; g < G; ++g) {
+      const int64_t row0 = (g0 + g) * kGroupRows;
+      const int n_valid = static_cast<int>(w.n - row0 < kGroupRows ? w.n - row0 : kGroupRows);
+      i8_store_rows(acc[r][g], w.row_sum + row0, a.scale[m0 + r], w.row_scale + row0,
+                    y + (m0 + r) * ldy + row0, n_valid);
+    }
+  }
+}
+
+// Groups [g0, g1) against rows m0 .. m0 + R - 1: tiles of G groups, then single groups.
+template <int G, int R, bool PF = false>
+inline void i8_groups(const Int8MatrixView& w, const QuantizedRows& a, int64_t g0, int64_t g1,
+                      int64_t m0, float* y, int64_t ldy) {
+  int64_t g = g0;
+  for (; g + G <= g1; g += G) i8_tile<G, R, PF>(w, a, g, m0, y, ldy);
+  for (; g < g1; ++g) i8_tile<1, R>(w, a, g, m0, y, ldy);
+}
+
+// The last rows - fewer than kI8Rows - with the tile that fits them exactly.
+template <int R>
+inline void i8_rows_tail(int rest, const Int8MatrixView& w, const QuantizedRows& a, int64_t g0,
+                         int64_t g1, int64_t m0, float* y, int64_t ldy) {
+  if constexpr (R >= 1) {
+    if (rest == R) return i8_groups<kI8Groups, R>(w, a, g0, g1, m0, y, ldy);
+    i8_rows_tail<R - 1>(rest, w, a, g0, g1, m0, y, ldy);
+  }
+}
+
+void matmul_i8_simd(const Int8MatrixView& w, const QuantizedRows& a, float* y, int64_t ldy,
+                    int64_t g0, int64_t g1) {
+  if (a.m == 1) {
+    if (static_cast<int64_t>(w.group_bytes) * (g1 - g0) > kHeadStreamBytes) {
+      return i8_groups<kI8GroupsOneRow, 1, true>(w, a, g0, g1, 0, y, ldy);
+    }
+    return i8_groups<kI8GroupsOneRow, 1>(w, a, g0, g1, 0, y, ldy);
+  }
+  const int64_t fit = kTileBlockBytes / static_cast<int64_t>(w.group_bytes) / kI8Groups * kI8Groups;
+  const int64_t block = fit > kI8Groups ? fit : kI8Groups;
+  for (int64_t b0 = g0; b0 < g1; b0 += block) {
+    const int64_t b1 = b0 + block < g1 ? b0 + block : g1;
+    int64_t m0 = 0;
+    for (; m0 + kI8Rows <= a.m; m0 += kI8Rows)
+      i8_groups<kI8Groups, kI8Rows>(w, a, b0, b1, m0, y, ldy);
+    i8_rows_tail<kI8Rows - 1>(static_cast<int>(a.m - m0), w, a, b0, b1, m0, y, ldy);
+  }
+}
+
 }  // namespace
 
 extern const KernelTable BITNET_TABLE_NAME;
@@ -1037,6 +1122,7 @@ const KernelTable BITNET_TABLE_NAME = {
     attn_values_simd<float>,
     quantize_blocks_simd,
     block_dot_simd<true>,
-    block_dot_simd<false>};
+    block_dot_simd<false>,
+    matmul_i8_simd};
 
 }  // namespace bitnet::kernels

@@ -21,6 +21,10 @@
 //   Quantizer: FMax/absmax_step/reduce_max, ISum/quant_step/reduce_sum over kFloatStep floats;
 //              quant_step<Lo> clamps codes to [Lo, 127] and maps NaN to Lo (Lo = -128 or -127).
 //   Float dots: FVec, load_f32, load_f16, store_f32, fbroadcast, fmadd, fadd, reduce_add.
+//   Int8 matrices (opt-in LM head; weights signed): I8Acc 16 x int32 (lane r = row r), I8Act one
+//   activation word prepared once for every chunk it meets, i8_act(q4), i8_zero(),
+//   i8_dot4(acc, chunk, act) acc[r] += sum_j w[4r + j] * q4[j] (both signed, exact),
+//   i8_store_rows(acc, row_sum, act_scale, row_scale, y, n_valid) the epilogue.
 #pragma once
 
 #include <cstdint>
@@ -113,6 +117,32 @@ static inline Acc dot4(Acc acc, Chunk c, const int8_t* q4) {
 static inline void store_rows(Acc acc, int32_t act_sum, float act_scale, const float* row_scale,
                               float* y, int n_valid) {
   __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc.v, _mm512_set1_epi32(act_sum)));
+  v = _mm512_mul_ps(_mm512_div_ps(v, _mm512_set1_ps(act_scale)), _mm512_load_ps(row_scale));
+  const __mmask16 mask = static_cast<__mmask16>((1u << n_valid) - 1u);
+  _mm512_mask_storeu_ps(y, mask, v);
+}
+
+// Int8 matrices: vpdpbusd multiplies unsigned by signed bytes, so the activation word is made
+// unsigned (q + 128, an xor of its sign bits) and 128 x the row's code sum is taken off at the end.
+struct I8Acc {
+  __m512i v;
+};
+struct I8Act {
+  __m512i v;
+};
+static inline I8Acc i8_zero() {
+  return {_mm512_setzero_si512()};
+}
+static inline I8Act i8_act(const int8_t* q4) {
+  return {_mm512_xor_si512(_mm512_set1_epi32(load_i32(q4)), _mm512_set1_epi8(-128))};
+}
+static inline I8Acc i8_dot4(I8Acc acc, Chunk w, I8Act a) {
+  return {_mm512_dpbusd_epi32(acc.v, a.v, w.v)};
+}
+static inline void i8_store_rows(I8Acc acc, const int32_t* row_sum, float act_scale,
+                                 const float* row_scale, float* y, int n_valid) {
+  const __m512i bias = _mm512_slli_epi32(_mm512_load_si512(row_sum), 7);
+  __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc.v, bias));
   v = _mm512_mul_ps(_mm512_div_ps(v, _mm512_set1_ps(act_scale)), _mm512_load_ps(row_scale));
   const __mmask16 mask = static_cast<__mmask16>((1u << n_valid) - 1u);
   _mm512_mask_storeu_ps(y, mask, v);
@@ -296,6 +326,41 @@ static inline Panel opaque(Panel p) {
   return p;
 }
 
+// Int8 matrices without VNNI: vpmaddubsw of |q| (unsigned, up to 128) by w with q's sign
+// (vpsignb), so a pair sum is at most 2 x 128 x 127 = 32512 and never saturates; widened to 32
+// bits (vpmaddwd by 1) at once. A chunk is two panels (rows 0-7, 8-15).
+struct I8Acc {
+  __m256i lo, hi;
+};
+struct I8Act {
+  __m256i mag, sign;
+};
+static inline I8Acc i8_zero() {
+  return {_mm256_setzero_si256(), _mm256_setzero_si256()};
+}
+static inline I8Act i8_act(const int8_t* q4) {
+  const __m256i b = _mm256_set1_epi32(load_i32(q4));
+  return {_mm256_abs_epi8(b), b};
+}
+static inline __m256i i8_dot_panel(__m256i acc, __m256i w, I8Act a) {
+  const __m256i pairs = _mm256_maddubs_epi16(a.mag, _mm256_sign_epi8(w, a.sign));
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+static inline I8Acc i8_dot4(I8Acc acc, Chunk w, I8Act a) {
+  return {i8_dot_panel(acc.lo, w.lo, a), i8_dot_panel(acc.hi, w.hi, a)};
+}
+static inline void i8_store_rows(I8Acc acc, const int32_t*, float act_scale, const float* row_scale,
+                                 float* y, int n_valid) {
+  alignas(32) float tmp[2 * kPanelRows];
+  const bool full = n_valid == 2 * kPanelRows;
+  float* out = full ? y : tmp;
+  _mm256_storeu_ps(out, epilogue8(acc.lo, 0, act_scale, row_scale));
+  _mm256_storeu_ps(out + kPanelRows, epilogue8(acc.hi, 0, act_scale, row_scale + kPanelRows));
+  if (!full) {
+    for (int r = 0; r < n_valid; ++r) y[r] = tmp[r];
+  }
+}
+
 inline constexpr int kFloatStep = 8;
 struct FMax {
   __m256 v;
@@ -453,6 +518,36 @@ static inline void store_rows(Acc acc, int32_t act_sum, float act_scale, const f
   if (out == tmp) {
     for (int r = 0; r < n_valid; ++r) y[r] = tmp[r];
   }
+}
+
+// Int8 matrices: signed by signed bytes, as dot4 (sdot, or widening multiplies: a product is at
+// most 128 x 127, a pair sum 32512, within int16).
+using I8Acc = Acc;
+struct I8Act {
+  int8x16_t v;
+};
+static inline I8Acc i8_zero() {
+  return acc_zero();
+}
+static inline I8Act i8_act(const int8_t* q4) {
+  return {vreinterpretq_s8_s32(vdupq_n_s32(load_i32(q4)))};
+}
+static inline I8Acc i8_dot4(I8Acc acc, Chunk c, I8Act a) {
+  for (int i = 0; i < 4; ++i) {
+    const int8x16_t ci = vreinterpretq_s8_u8(c.v[i]);
+#if defined(__ARM_FEATURE_DOTPROD)
+    acc.v[i] = vdotq_s32(acc.v[i], ci, a.v);
+#else
+    const int16x8_t pairs =
+        vpaddq_s16(vmull_s8(vget_low_s8(ci), vget_low_s8(a.v)), vmull_high_s8(ci, a.v));
+    acc.v[i] = vpadalq_s16(acc.v[i], pairs);
+#endif
+  }
+  return acc;
+}
+static inline void i8_store_rows(I8Acc acc, const int32_t*, float act_scale, const float* row_scale,
+                                 float* y, int n_valid) {
+  store_rows(acc, 0, act_scale, row_scale, y, n_valid);
 }
 
 inline constexpr int kFloatStep = 4;

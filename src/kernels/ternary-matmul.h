@@ -57,6 +57,29 @@ class TernaryMatrix {
   AlignedBuffer<float> scale_;
 };
 
+// Owning int8 matrix in the layout of Int8MatrixView (kernel-types.h).
+class Int8Matrix {
+ public:
+  Int8Matrix() = default;
+  // Zero rows; throws std::invalid_argument unless n >= 1 and k is a positive multiple of 4 up to
+  // kI8MaxK.
+  Int8Matrix(int64_t n, int64_t k);
+  Int8MatrixView view() const;
+  // Quantizes row `row` from k floats, per row as the activations are (QuantizeFn): s = 127 /
+  // max(max|x|, 1e-5), code = clamp(round_half_even(x * s), -127, 127) (NaN -> -127), row_scale
+  // = 1 / s. Rows may be set from different threads at once, each row by one.
+  void set_row(int64_t row, const float* x);
+  size_t bytes() const {
+    return data_.size() + scale_.size() * sizeof(float) + sum_.size() * sizeof(int32_t);
+  }
+
+ private:
+  int64_t n_ = 0, k_ = 0;
+  AlignedBuffer<int8_t> data_;
+  AlignedBuffer<float> scale_;
+  AlignedBuffer<int32_t> sum_;
+};
+
 // Packs W[n][k] (row-major, values in {-1, 0, +1}) with one scale per row. Throws
 // std::invalid_argument if k is not a positive multiple of 16, n < 1, or a value is not ternary
 // (naming the row and column).
@@ -70,8 +93,11 @@ void dense_matmul_ref(const int8_t* w, const float* row_scale, int64_t n, int64_
                       const QuantizedRows& a, float* y, int64_t ldy);
 
 // Splits the row groups of w over the pool and runs table.matmul for them.
+// (int8_matmul: the same for table.matmul_i8.)
 void ternary_matmul(ThreadPool& pool, const KernelTable& table, const TernaryMatrixView& w,
                     const QuantizedRows& a, float* y, int64_t ldy);
+void int8_matmul(ThreadPool& pool, const KernelTable& table, const Int8MatrixView& w,
+                 const QuantizedRows& a, float* y, int64_t ldy);
 
 // Quantizes m rows over the pool (rows split between threads).
 void quantize_rows(ThreadPool& pool, const KernelTable& table, const float* x, int64_t ldx,

@@ -1,4 +1,6 @@
 // Packing of ternary matrices into the kernel layouts of kernel-types.h (load-time work).
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -29,6 +31,39 @@ TernaryMatrix::TernaryMatrix(TernaryLayout layout, int64_t n, int64_t k)
 
 TernaryMatrixView TernaryMatrix::view() const {
   return TernaryMatrixView{layout_, n_, k_, group_bytes_, data_.data(), scale_.data()};
+}
+
+Int8Matrix::Int8Matrix(int64_t n, int64_t k) : n_(n), k_(k) {
+  if (n < 1 || k < kI8KMultiple || k % kI8KMultiple != 0 || k > kI8MaxK) {
+    throw std::invalid_argument("int8 matrix " + std::to_string(n) + " x " + std::to_string(k) +
+                                ": need N >= 1 and K a positive multiple of 4 up to " +
+                                std::to_string(kI8MaxK));
+  }
+  const auto rows = static_cast<size_t>((n + kGroupRows - 1) / kGroupRows * kGroupRows);
+  data_ = AlignedBuffer<int8_t>(rows * static_cast<size_t>(k));
+  scale_ = AlignedBuffer<float>(rows);
+  sum_ = AlignedBuffer<int32_t>(rows);
+}
+
+Int8MatrixView Int8Matrix::view() const {
+  return Int8MatrixView{
+      n_, k_, static_cast<size_t>(kGroupRows * k_), data_.data(), scale_.data(), sum_.data()};
+}
+
+void Int8Matrix::set_row(int64_t row, const float* x) {
+  float absmax = 0.0f;
+  for (int64_t j = 0; j < k_; ++j) absmax = std::fmax(absmax, std::fabs(x[j]));
+  const float s = common::act_scale_from_absmax(absmax);
+  int8_t* grp = data_.data() + static_cast<size_t>(row / kGroupRows) * kGroupRows * k_;
+  const int64_t r = row % kGroupRows;
+  int32_t total = 0;
+  for (int64_t j = 0; j < k_; ++j) {
+    const int8_t code = std::max<int8_t>(common::quantize_one(x[j], s), -127);
+    grp[j / 4 * kChunkBytes + 4 * r + j % 4] = code;
+    total += code;
+  }
+  scale_.data()[row] = 1.0f / s;
+  sum_.data()[row] = total;
 }
 
 TernaryMatrix pack_ternary(TernaryLayout layout, const int8_t* w, int64_t n, int64_t k,

@@ -232,6 +232,7 @@ ExecutionPlan::ExecutionPlan(const ModelConfig& cfg, kernels::TernaryLayout layo
   head.detail = "logits = h . output^T";
   head.reads = {B::H};
   head.scratch = {B::HeadRows};
+  if (opt_.quantize_activations) head.scratch.push_back(B::Q8);  // the int8 head's input rows
   head.timer = PerfOp::LmHead;
   ops_.push_back(head);
 

@@ -54,9 +54,16 @@ QuantRows quant_rows(uint32_t type, int64_t n_embd, size_t scratch_bytes) {
 
 void lm_head_rows(ThreadPool& pool, const kernels::KernelTable& kt, const ModelWeights& w,
                   const float* xn, int64_t rows, float* logits, int64_t ld_logits,
-                  float* row_scratch, int64_t scratch_stride, bool quantized) {
+                  float* row_scratch, int64_t scratch_stride, bool quantized, Q8Scratch& q8) {
   const formats::GgufTensorInfo& out = *w.output().info;
   const int64_t E = w.config().n_embd;
+  if (quantized && w.int8_head()) {
+    kernels::quantize_rows(pool, kt, xn, E, rows, E, q8.q, q8.max_k, q8.scale, q8.sum);
+    kernels::int8_matmul(pool, kt, *w.int8_head(),
+                         kernels::QuantizedRows{q8.q, q8.max_k, q8.scale, q8.sum, rows}, logits,
+                         ld_logits);
+    return;
+  }
   const int64_t V = w.config().n_vocab;
   const size_t rb = row_bytes(out.type, E);
   const QuantRows qr = quant_rows(out.type, E, static_cast<size_t>(E) * sizeof(float));

@@ -126,6 +126,31 @@ void ModelWeights::note_conversion(std::string converted_gguf, bool converted_no
   report_.hf_converted = converted_now;
 }
 
+std::string lm_head_name(const ModelWeights& w) {
+  const std::string type = formats::ggml_type_name(w.output().info->type);
+  return w.int8_head() ? "int8 (from " + type + ")" : type;
+}
+
+void ModelWeights::quantize_int8_head(ThreadPool& pool) {
+  const formats::GgufTensorInfo& out = *output().info;
+  const int64_t E = config_.n_embd, V = config_.n_vocab;
+  if (E % kernels::kI8KMultiple != 0 || E > kernels::kI8MaxK) {
+    throw std::invalid_argument("int8 LM head: n_embd " + std::to_string(E) +
+                                " is not a multiple of 4 up to " +
+                                std::to_string(kernels::kI8MaxK));
+  }
+  int8_head_ = kernels::Int8Matrix(V, E);
+  const size_t rb = formats::ggml_tensor_bytes(out.type, &E, 1);
+  pool.parallel_for(V, [&](int64_t v0, int64_t v1, int) {
+    std::vector<float> row(static_cast<size_t>(E));
+    for (int64_t v = v0; v < v1; ++v) {
+      formats::dequantize_row(out.type, out.data + static_cast<size_t>(v) * rb, row.data(), E);
+      int8_head_.set_row(v, row.data());
+    }
+  });
+  int8_head_view_ = int8_head_.view();
+}
+
 std::unique_ptr<ModelWeights> ModelWeights::load(const std::string& model_path,
                                                  const LoadOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -158,6 +183,7 @@ std::unique_ptr<ModelWeights> ModelWeights::load(const std::string& model_path,
   m->token_embd_.info = &m->file_.tensor("token_embd.weight");
   m->tied_ = c.tied_output;
   if (!m->tied_) m->output_.info = &m->file_.tensor("output.weight");
+  if (options.int8_head) m->quantize_int8_head(pool);
 
   // Packed size, to decide on the cache.
   uint64_t packed = 0;

@@ -61,6 +61,11 @@ struct LoadOptions {
   std::string cache_dir;  // empty: $BITNET_CACHE_DIR, else $XDG_CACHE_HOME/bitnet-cxx, else
                           // ~/.cache/bitnet-cxx
   size_t mmap_threshold = formats::MappedFile::kDefaultMmapThreshold;
+  // The LM head as int8 with one scale per row (kernels::Int8Matrix), quantized at load from the
+  // output matrix in whatever type the file stores it; used when activations are quantized. Lossy
+  // (not the file's head): opt-in, its KL divergence in docs/PERFORMANCE.md. It reads one byte
+  // per weight and runs on the integer units; the file's matrix stays for the embedding lookup.
+  bool int8_head = false;
   // Threads for the load-time work (value checks, packing); 0: all hardware threads.
   int threads = 0;
   // Called while ternary weights are packed (not on a prepared-cache hit): layers done of total,
@@ -79,6 +84,11 @@ struct LoadReport {
   bool hf_converted = false;  // converted by this load (absent or stale before)
 };
 
+class ModelWeights;
+// The LM head as the kernels use it: the output matrix's GGUF type name ("F16", "Q6_K"), or
+// "int8 (from F16)" with LoadOptions::int8_head.
+std::string lm_head_name(const ModelWeights& w);
+
 class ModelWeights {
  public:
   // Opens the GGUF file, validates it against its architecture (throws std::invalid_argument
@@ -94,6 +104,11 @@ class ModelWeights {
   const RawTensor& token_embd() const { return token_embd_; }
   const RawTensor& output() const { return tied_ ? token_embd_ : output_; }  // the LM head
   const std::vector<float>& output_norm() const { return output_norm_; }
+  // The int8 LM head (LoadOptions::int8_head), or null when it was not asked for.
+  const kernels::Int8MatrixView* int8_head() const {
+    return int8_head_view_.data ? &int8_head_view_ : nullptr;
+  }
+  size_t int8_head_bytes() const { return int8_head_.bytes(); }
   const LoadReport& report() const { return report_; }
 
   // Records that this GGUF is the conversion of a Hugging Face directory (LoadReport::hf_gguf).
@@ -105,6 +120,7 @@ class ModelWeights {
  private:
   ModelWeights(formats::GgufFile file) : file_(std::move(file)) {}
   void pack_all(ThreadPool& pool, const LoadOptions& options);
+  void quantize_int8_head(ThreadPool& pool);
   friend class PreparedCacheAccess;
 
   formats::GgufFile file_;
@@ -114,6 +130,8 @@ class ModelWeights {
   RawTensor token_embd_, output_;
   bool tied_ = true;
   std::vector<float> output_norm_;
+  kernels::Int8Matrix int8_head_;
+  kernels::Int8MatrixView int8_head_view_;
   LoadReport report_;
   std::shared_ptr<const void> cache_mapping_;  // keeps a prepared-cache mapping alive
 };

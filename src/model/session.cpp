@@ -397,7 +397,8 @@ void Session::step(std::span<const BatchItem> items, float* logits) {
     }
     PerfScope s(mon_, PerfOp::LmHead);
     ops::lm_head_rows(pool_, kt_, w_, buffer(PlanBuffer::H), n_logits, logits, cfg_.n_vocab,
-                      buffer(PlanBuffer::HeadRows), plan_.head_stride(), opt_.quantize_activations);
+                      buffer(PlanBuffer::HeadRows), plan_.head_stride(), opt_.quantize_activations,
+                      q8_);
   }
   for (size_t s = 0; s < step_count_.size(); ++s) n_past_[s] += step_count_[s];
   if (mon_) mon_->end_step(n);

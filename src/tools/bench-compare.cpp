@@ -47,6 +47,9 @@ std::vector<std::string> setup_differences(const BenchReport& a, const BenchRepo
   differ("KV type", kv(a.params), kv(b.params));
   differ("kernels", a.machine.isa, b.machine.isa);
   differ("weight layout", a.machine.layout, b.machine.layout);
+  if (!a.machine.lm_head.empty() && !b.machine.lm_head.empty()) {
+    differ("LM head", a.machine.lm_head, b.machine.lm_head);
+  }
   differ("CPU", a.machine.cpu, b.machine.cpu);
   const auto plan = [](const BenchParams& p) {
     return std::string(p.split_fused_linears ? "split linears"

@@ -72,7 +72,7 @@ std::string cpu_model_name() {
 
 // Bytes a decode step reads from the weights as the engine holds them: the packed linears (T1 or
 // T2, with their row scales) instead of the file's ternary tensors, plus what bytes_per_token
-// counts besides them (LM head, norms).
+// counts besides them (LM head, norms; the int8 head instead of the file's when it is used).
 double decode_weight_bytes(const ModelWeights& w) {
   const ModelConfig& c = w.config();
   uint64_t file_ternary = 0;
@@ -85,7 +85,13 @@ double decode_weight_bytes(const ModelWeights& w) {
     packed += static_cast<double>(v.groups()) *
               static_cast<double>(v.group_bytes + kernels::kGroupRows * sizeof(float));
   }
-  return static_cast<double>(bytes_per_token(c, w.file()) - file_ternary) + packed;
+  double head = 0;  // the int8 head replaces the file's output matrix in the step's reads
+  if (const kernels::Int8MatrixView* h = w.int8_head()) {
+    head = static_cast<double>(h->groups()) *
+               static_cast<double>(h->group_bytes + kernels::kGroupRows * 2 * sizeof(float)) -
+           static_cast<double>(w.output().info->size);
+  }
+  return static_cast<double>(bytes_per_token(c, w.file()) - file_ternary) + packed + head;
 }
 
 std::string rss_field(const char* key) {
@@ -248,7 +254,8 @@ ojson to_json(const BenchReport& r) {
   j["machine"] = {{"cpu", r.machine.cpu},
                   {"hardware_threads", r.machine.hardware_threads},
                   {"isa", r.machine.isa},
-                  {"layout", r.machine.layout}};
+                  {"layout", r.machine.layout},
+                  {"lm_head", r.machine.lm_head}};
   j["model"] = {{"path", r.model_path},
                 {"name", r.model_name},
                 {"ternary_params", r.ternary_params},
@@ -307,6 +314,7 @@ BenchReport report_from_json(const json& j) {
   r.machine.hardware_threads = field<int>(m, "hardware_threads", "machine");
   r.machine.isa = field<std::string>(m, "isa", "machine");
   r.machine.layout = field<std::string>(m, "layout", "machine");
+  r.machine.lm_head = m.value("lm_head", std::string());
   const json mo = field<json>(j, "model", top);
   r.model_path = field<std::string>(mo, "path", "model");
   r.model_name = field<std::string>(mo, "name", "model");
@@ -384,6 +392,7 @@ BenchReport bench_header(const ModelWeights& weights, const std::string& model_p
   const kernels::KernelTable& kt = kernels::active_kernels();
   rep.machine.isa = kernels::isa_name(kt.isa);
   rep.machine.layout = kernels::layout_name(weights.layout());
+  rep.machine.lm_head = lm_head_name(weights);
   rep.model_path = model_path;
   rep.model_name = weights.file().find_string("general.name").value_or("");
   rep.ternary_params = ternary_parameter_count(cfg);

@@ -77,8 +77,9 @@ struct BenchResult {
 struct MachineInfo {
   std::string cpu;  // /proc/cpuinfo "model name" (empty where absent)
   int hardware_threads = 0;
-  std::string isa;     // kernels chosen at run time
-  std::string layout;  // packed weight layout (t1 / t2)
+  std::string isa;      // kernels chosen at run time
+  std::string layout;   // packed weight layout (t1 / t2)
+  std::string lm_head;  // model::lm_head_name: "F16", "int8 (from F16)" (empty in older reports)
 };
 
 struct BenchReport {
