@@ -25,8 +25,9 @@
 //               without and with a PerfMonitor attached as the Engine attaches one. All loops
 //               must produce the Engine's tokens, else the program fails. Goal: < 1%.
 //
-//   bench-engine-targets [--json] [--check] [--reps N] [--gen N] [--only PART]
+//   bench-engine-targets [--json] [--check] [--reps N] [--gen N] [--only PART] [--int8-head]
 //
+// --int8-head measures every part with the opt-in int8 LM head (EngineConfig::int8_lm_head).
 // --check exits 3 when a goal is missed (1 on failure, 2 on bad usage). A benchmark, not a test:
 // on a shared machine the latency tail and the small overhead are sensitive to other work.
 #include <spawn.h>
@@ -161,9 +162,11 @@ Rss read_rss() {
 }
 
 // The child: prints "before", "loaded" and "after_request" lines of "name rss_mb hwm_mb".
-int rss_child(const std::string& model_path) {
+int rss_child(const std::string& model_path, bool int8_head) {
   const Rss before = read_rss();
-  Engine engine(model_path);
+  EngineConfig cfg;
+  cfg.int8_lm_head = int8_head;
+  Engine engine(model_path, cfg);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const Rss loaded = read_rss();
   GenerateOptions go;
@@ -181,15 +184,16 @@ struct Memory {
   Rss before, loaded, after_request;
 };
 
-Memory measure_memory(const std::string& model_path) {
+Memory measure_memory(const std::string& model_path, bool int8_head) {
   int fds[2];
   if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
   posix_spawn_file_actions_addclose(&fa, fds[0]);
-  std::string self = "/proc/self/exe", flag = "--rss-child", path = model_path;
-  char* argv[] = {self.data(), flag.data(), path.data(), nullptr};
+  std::string self = "/proc/self/exe", flag = "--rss-child", path = model_path,
+              head = int8_head ? "int8" : "file";
+  char* argv[] = {self.data(), flag.data(), path.data(), head.data(), nullptr};
   pid_t pid = 0;
   const int rc = posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
@@ -245,6 +249,7 @@ Overhead api_overhead(const std::string& model_path, const model::ModelWeights& 
                       int reps) {
   EngineConfig cfg;
   cfg.threads = 1;
+  cfg.int8_lm_head = w.int8_head() != nullptr;
   cfg.prepared_cache = PreparedCache::Off;
   Engine engine(model_path, cfg);
   GenerateOptions go;
@@ -376,7 +381,7 @@ Overhead api_overhead(const std::string& model_path, const model::ModelWeights& 
 int usage() {
   std::fprintf(stderr,
                "usage: bench-engine-targets [--json] [--check] [--reps N] [--gen N] "
-               "[--only latency|throughput|memory|overhead]\n");
+               "[--only latency|throughput|memory|overhead] [--int8-head]\n");
   return 2;
 }
 
@@ -398,15 +403,15 @@ int main(int argc, char** argv) {
   using namespace bitnet::bench;
   using bitnet::model::ModelWeights;
   using Json = nlohmann::ordered_json;
-  if (argc == 3 && std::strcmp(argv[1], "--rss-child") == 0) {
+  if (argc == 4 && std::strcmp(argv[1], "--rss-child") == 0) {
     try {
-      return rss_child(argv[2]);
+      return rss_child(argv[2], std::strcmp(argv[3], "int8") == 0);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "rss child: %s\n", e.what());
       return 1;
     }
   }
-  bool json = false, check = false;
+  bool json = false, check = false, int8_head = false;
   int reps = 15;
   int64_t n_gen = 128;
   std::string only;
@@ -416,6 +421,8 @@ int main(int argc, char** argv) {
       json = true;
     } else if (a == "--check") {
       check = true;
+    } else if (a == "--int8-head") {
+      int8_head = true;
     } else if (a == "--reps" && i + 1 < argc) {
       reps = std::atoi(argv[++i]);
     } else if (a == "--gen" && i + 1 < argc) {
@@ -433,13 +440,14 @@ int main(int argc, char** argv) {
   try {
     BenchModels models;
     const std::string path = models.path(kPreset);
-    const ModelWeights& w = models.weights(kPreset);
+    const ModelWeights& w = models.weights(kPreset, int8_head);
     const char* isa = bitnet::kernels::isa_name(bitnet::kernels::active_kernels().isa);
     const char* layout = bitnet::kernels::layout_name(w.layout());
-    Json j = {{"model", kPreset}, {"kernels", isa}, {"layout", layout}};
+    const std::string lm_head = bitnet::model::lm_head_name(w);
+    Json j = {{"model", kPreset}, {"kernels", isa}, {"layout", layout}, {"lm_head", lm_head}};
     std::vector<Goal> goals;
     std::string text = std::string("engine targets on ") + kPreset + " (kernels " + isa +
-                       ", layout " + layout + ")\n";
+                       ", layout " + layout + ", lm head " + lm_head + ")\n";
 
     if (wanted("latency")) {
       std::fprintf(stderr, "bench-engine-targets: latency...\n");
@@ -477,7 +485,7 @@ int main(int argc, char** argv) {
     }
     if (wanted("memory")) {
       std::fprintf(stderr, "bench-engine-targets: memory...\n");
-      const Memory mem = measure_memory(path);
+      const Memory mem = measure_memory(path, int8_head);
       auto rss = [](const Rss& r) { return Json{{"rss", r.rss_mb}, {"hwm", r.hwm_mb}}; };
       j["memory_mb"] = {{"before_load", rss(mem.before)},
                         {"loaded_idle", rss(mem.loaded)},

@@ -67,13 +67,15 @@ std::string BenchModels::path(const std::string& preset_name) {
   return file.string();
 }
 
-const model::ModelWeights& BenchModels::weights(const std::string& preset) {
-  auto it = loaded_.find(preset);
+const model::ModelWeights& BenchModels::weights(const std::string& preset, bool int8_head) {
+  const std::string key = preset + (int8_head ? " int8 head" : "");
+  auto it = loaded_.find(key);
   if (it != loaded_.end()) return *it->second;
   model::LoadOptions lo;
   lo.cache = model::CacheMode::Off;
+  lo.int8_head = int8_head;
   auto w = model::ModelWeights::load(path(preset), lo);
-  return *loaded_.emplace(preset, std::move(w)).first->second;
+  return *loaded_.emplace(key, std::move(w)).first->second;
 }
 
 }  // namespace bitnet::bench

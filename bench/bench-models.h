@@ -26,8 +26,8 @@ class BenchModels {
   // std::invalid_argument for an unknown preset, std::runtime_error when it cannot be written.
   std::string path(const std::string& preset);
   // Its weights, loaded once and kept (loader's layout choice; prepared cache off, so nothing is
-  // written to the user's cache directory).
-  const model::ModelWeights& weights(const std::string& preset);
+  // written to the user's cache directory); int8_head: LoadOptions::int8_head (kept apart).
+  const model::ModelWeights& weights(const std::string& preset, bool int8_head = false);
   const std::filesystem::path& dir() const { return dir_; }
 
  private:

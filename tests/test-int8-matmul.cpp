@@ -54,7 +54,9 @@ struct Acts {
         scale(static_cast<size_t>(m)),
         sum(static_cast<size_t>(m), 0x7fffffff),  // unused by the contract: poison
         ldq(ldq_) {}
-  QuantizedRows rows(int64_t m) { return QuantizedRows{q.data(), ldq, scale.data(), sum.data(), m}; }
+  QuantizedRows rows(int64_t m) {
+    return QuantizedRows{q.data(), ldq, scale.data(), sum.data(), m};
+  }
 };
 
 // Random codes and scales; rows k + 12 apart (the gaps keep the poison the kernel must not read).
@@ -65,7 +67,8 @@ void fill_acts(Acts& a, int64_t m, int64_t k, int lo, int hi, uint64_t seed) {
   std::uniform_int_distribution<int> ud(lo, hi);
   std::uniform_real_distribution<float> sd(0.5f, 300.0f);
   for (int64_t r = 0; r < m; ++r) {
-    for (int64_t j = 0; j < k; ++j) a.q[static_cast<size_t>(r * ldq + j)] = static_cast<int8_t>(ud(rng));
+    for (int64_t j = 0; j < k; ++j)
+      a.q[static_cast<size_t>(r * ldq + j)] = static_cast<int8_t>(ud(rng));
     a.scale[static_cast<size_t>(r)] = sd(rng);
   }
 }
@@ -76,11 +79,11 @@ std::vector<float> definition(const Int8MatrixView& w, Acts& a, int64_t m) {
   for (int64_t r = 0; r < m; ++r) {
     for (int64_t i = 0; i < w.n; ++i) {
       int64_t dot = 0;
-      for (int64_t j = 0; j < w.k; ++j) dot += code_of(w, i, j) * a.q[static_cast<size_t>(r * a.ldq + j)];
+      for (int64_t j = 0; j < w.k; ++j)
+        dot += code_of(w, i, j) * a.q[static_cast<size_t>(r * a.ldq + j)];
       EXPECT_LE(std::llabs(dot), int64_t{std::numeric_limits<int32_t>::max()});
-      y[static_cast<size_t>(r * w.n + i)] =
-          static_cast<float>(static_cast<int32_t>(dot)) / a.scale[static_cast<size_t>(r)] *
-          w.row_scale[i];
+      y[static_cast<size_t>(r * w.n + i)] = static_cast<float>(static_cast<int32_t>(dot)) /
+                                            a.scale[static_cast<size_t>(r)] * w.row_scale[i];
     }
   }
   return y;
@@ -89,15 +92,16 @@ std::vector<float> definition(const Int8MatrixView& w, Acts& a, int64_t m) {
 constexpr float kPoison = -12345.0f;
 
 // Runs the table's kernel over groups [g0, g1) into a guarded output with ldy = n + 3.
-std::vector<float> run(const KernelTable& t, const Int8MatrixView& w, Acts& a, int64_t m, int64_t g0,
-                       int64_t g1) {
+std::vector<float> run(const KernelTable& t, const Int8MatrixView& w, Acts& a, int64_t m,
+                       int64_t g0, int64_t g1) {
   const int64_t ldy = w.n + 3;
   GuardedArray<float> y(static_cast<size_t>((m - 1) * ldy + w.n), 4);
   for (size_t i = 0; i < y.size(); ++i) y[i] = kPoison;
   t.matmul_i8(w, a.rows(m), y.data(), ldy, g0, g1);
   std::vector<float> out(static_cast<size_t>(m * w.n));
   for (int64_t r = 0; r < m; ++r) {
-    for (int64_t i = 0; i < w.n; ++i) out[static_cast<size_t>(r * w.n + i)] = y[static_cast<size_t>(r * ldy + i)];
+    for (int64_t i = 0; i < w.n; ++i)
+      out[static_cast<size_t>(r * w.n + i)] = y[static_cast<size_t>(r * ldy + i)];
     for (int64_t i = w.n; r + 1 < m && i < ldy; ++i) {
       EXPECT_EQ(y[static_cast<size_t>(r * ldy + i)], kPoison) << "wrote past row " << r << " of y";
     }
@@ -119,11 +123,11 @@ TEST(Int8Matrix, RowQuantizerFollowsItsDefinitionAndLayout) {
   for (auto& r : rows) {
     for (auto& v : r) v = nd(rng);
   }
-  rows[1][7] = -50.0f;                                    // an outlier: most codes round to 0
-  std::fill(rows[2].begin(), rows[2].end(), 0.0f);       // an all-zero row
-  rows[3][0] = std::nanf("");                            // NaN -> -127, skipped by the absmax
+  rows[1][7] = -50.0f;                              // an outlier: most codes round to 0
+  std::fill(rows[2].begin(), rows[2].end(), 0.0f);  // an all-zero row
+  rows[3][0] = std::nanf("");                       // NaN -> -127, skipped by the absmax
   std::fill(rows[4].begin(), rows[4].end(), 0.5f);  // ties: half to even
-  rows[4][5] = 1.0f;                                 // +127 and -127 at the absmax
+  rows[4][5] = 1.0f;                                // +127 and -127 at the absmax
   rows[4][6] = -1.0f;
   for (int64_t i = n - 1; i >= 0; --i) m.set_row(i, rows[static_cast<size_t>(i)].data());
   const Int8MatrixView v = m.view();
@@ -141,7 +145,8 @@ TEST(Int8Matrix, RowQuantizerFollowsItsDefinitionAndLayout) {
     for (int64_t j = 0; j < k; ++j) {
       const float e = x[static_cast<size_t>(j)];
       const int8_t want =
-          std::isnan(e) ? -127 : static_cast<int8_t>(std::clamp(std::nearbyint(e * s), -127.0f, 127.0f));
+          std::isnan(e) ? -127
+                        : static_cast<int8_t>(std::clamp(std::nearbyint(e * s), -127.0f, 127.0f));
       ASSERT_EQ(code_of(v, i, j), want) << "row " << i << " col " << j;
       sum += want;
     }
@@ -255,7 +260,8 @@ TEST_P(Int8MatmulTest, StreamedSingleRowEqualsTheReference) {
   const int64_t mid = 131;
   const std::vector<float> lo = run(t, w, a, 1, 0, mid), hi = run(t, w, a, 1, mid, w.groups());
   for (int64_t i = 0; i < n; ++i) {
-    split[static_cast<size_t>(i)] = i < mid * kGroupRows ? lo[static_cast<size_t>(i)] : hi[static_cast<size_t>(i)];
+    split[static_cast<size_t>(i)] =
+        i < mid * kGroupRows ? lo[static_cast<size_t>(i)] : hi[static_cast<size_t>(i)];
   }
   ASSERT_EQ(split, want) << isa_name(t.isa) << " split at group " << mid;
 }
@@ -284,7 +290,8 @@ TEST_P(Int8MatmulTest, ApproximatesTheFloatDot) {
     for (int64_t i = 0; i < n; ++i) {
       double exact = 0, mag = 0, wmax = 0, xmax = 0;
       for (int64_t j = 0; j < k; ++j) {
-        exact += static_cast<double>(wf[static_cast<size_t>(i * k + j)]) * xf[static_cast<size_t>(r * k + j)];
+        exact += static_cast<double>(wf[static_cast<size_t>(i * k + j)]) *
+                 xf[static_cast<size_t>(r * k + j)];
         wmax = std::max(wmax, std::fabs(static_cast<double>(wf[static_cast<size_t>(i * k + j)])));
         xmax = std::max(xmax, std::fabs(static_cast<double>(xf[static_cast<size_t>(r * k + j)])));
       }

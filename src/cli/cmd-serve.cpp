@@ -141,13 +141,7 @@ int cmd_serve(int argc, char** argv) {
     signal_thread.join();
   };
 
-  EngineConfig config;
-  config.threads = mo.threads;
-  config.context_size = mo.n_ctx;
-  config.kv_type = mo.kv == model::KvType::F32 ? KvCacheType::F32 : KvCacheType::F16;
-  if (mo.layout == "t1") config.layout = WeightLayout::T1;
-  if (mo.layout == "t2") config.layout = WeightLayout::T2;
-  if (mo.no_cache) config.prepared_cache = PreparedCache::Off;
+  EngineConfig config = mo.engine_config();  // -t, -c, --kv, --layout, --no-cache, --int8-head
   config.max_concurrent_requests = parallel;
   config.max_batch_tokens = std::max<int64_t>(config.max_batch_tokens, parallel);
   std::unique_ptr<Engine> engine;

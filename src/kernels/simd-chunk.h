@@ -23,7 +23,7 @@
 //   Float dots: FVec, load_f32, load_f16, store_f32, fbroadcast, fmadd, fadd, reduce_add.
 //   Int8 matrices (opt-in LM head; weights signed): I8Acc 16 x int32 (lane r = row r), I8Act one
 //   activation word prepared once for every chunk it meets, i8_act(q4), i8_zero(),
-//   i8_dot4(acc, chunk, act) acc[r] += sum_j w[4r + j] * q4[j] (both signed, exact),
+//   i8_dot4(acc, chunk, act) acc[r] += sum_j w[4r + j] * q4[j] (both signed, exact), i8_add,
 //   i8_store_rows(acc, row_sum, act_scale, row_scale, y, n_valid) the epilogue.
 #pragma once
 
@@ -138,6 +138,9 @@ static inline I8Act i8_act(const int8_t* q4) {
 }
 static inline I8Acc i8_dot4(I8Acc acc, Chunk w, I8Act a) {
   return {_mm512_dpbusd_epi32(acc.v, a.v, w.v)};
+}
+static inline I8Acc i8_add(I8Acc a, I8Acc b) {
+  return {_mm512_add_epi32(a.v, b.v)};
 }
 static inline void i8_store_rows(I8Acc acc, const int32_t* row_sum, float act_scale,
                                  const float* row_scale, float* y, int n_valid) {
@@ -349,6 +352,9 @@ static inline __m256i i8_dot_panel(__m256i acc, __m256i w, I8Act a) {
 static inline I8Acc i8_dot4(I8Acc acc, Chunk w, I8Act a) {
   return {i8_dot_panel(acc.lo, w.lo, a), i8_dot_panel(acc.hi, w.hi, a)};
 }
+static inline I8Acc i8_add(I8Acc a, I8Acc b) {
+  return {_mm256_add_epi32(a.lo, b.lo), _mm256_add_epi32(a.hi, b.hi)};
+}
 static inline void i8_store_rows(I8Acc acc, const int32_t*, float act_scale, const float* row_scale,
                                  float* y, int n_valid) {
   alignas(32) float tmp[2 * kPanelRows];
@@ -528,6 +534,9 @@ struct I8Act {
 };
 static inline I8Acc i8_zero() {
   return acc_zero();
+}
+static inline I8Acc i8_add(I8Acc a, I8Acc b) {
+  return acc_add(a, b);
 }
 static inline I8Act i8_act(const int8_t* q4) {
   return {vreinterpretq_s8_s32(vdupq_n_s32(load_i32(q4)))};

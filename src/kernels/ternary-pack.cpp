@@ -1,8 +1,8 @@
 // Packing of ternary matrices into the kernel layouts of kernel-types.h (load-time work).
-#include <algorithm>
-#include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/ternary-common.h"
 #include "kernels/ternary-matmul.h"
@@ -51,19 +51,25 @@ Int8MatrixView Int8Matrix::view() const {
 }
 
 void Int8Matrix::set_row(int64_t row, const float* x) {
-  float absmax = 0.0f;
-  for (int64_t j = 0; j < k_; ++j) absmax = std::fmax(absmax, std::fabs(x[j]));
-  const float s = common::act_scale_from_absmax(absmax);
+  // The active kernels' activation quantizer (the same codes on every ISA), then -128 - only NaN
+  // gives it - raised to -127, and the row's four-byte runs placed in its group's chunks.
+  thread_local std::vector<int8_t> q;
+  q.resize(static_cast<size_t>(k_));
+  float s = 0;
+  int32_t total = 0;
+  active_kernels().quantize(x, k_, 1, k_, q.data(), k_, &s, &total);
+  int32_t raised = 0;
+  for (int8_t& c : q) {
+    raised += c == -128;
+    c = c == -128 ? int8_t{-127} : c;
+  }
   int8_t* grp = data_.data() + static_cast<size_t>(row / kGroupRows) * kGroupRows * k_;
   const int64_t r = row % kGroupRows;
-  int32_t total = 0;
-  for (int64_t j = 0; j < k_; ++j) {
-    const int8_t code = std::max<int8_t>(common::quantize_one(x[j], s), -127);
-    grp[j / 4 * kChunkBytes + 4 * r + j % 4] = code;
-    total += code;
+  for (int64_t c = 0; c < k_ / kI8KMultiple; ++c) {
+    std::memcpy(grp + c * kChunkBytes + 4 * r, q.data() + kI8KMultiple * c, kI8KMultiple);
   }
   scale_.data()[row] = 1.0f / s;
-  sum_.data()[row] = total;
+  sum_.data()[row] = total + raised;
 }
 
 TernaryMatrix pack_ternary(TernaryLayout layout, const int8_t* w, int64_t n, int64_t k,
