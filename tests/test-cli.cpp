@@ -291,6 +291,11 @@ TEST(Run, Int8HeadIsOptInAndSaysSo) {
   EXPECT_NE(kl.out.find("base: " + fixture.string() + " (kv f16, lm head F16)"), std::string::npos)
       << kl.out;
   EXPECT_NE(kl.out.find("lm head int8 (from F16))"), std::string::npos) << kl.out;
+  // Without int8 activations there is nothing for it to multiply: a usage error, not ignored.
+  const Result both = run_bitnet(
+      {"kl", "-m", fixture.string(), "--int8-head", "--no-act-quant", "--random-tokens", "8"});
+  EXPECT_EQ(both.code, 2) << both.err;
+  EXPECT_NE(both.err.find("--int8-head"), std::string::npos) << both.err;
 }
 
 TEST(Run, ProfileWritesEveryOperationOfTheForwardPass) {

@@ -197,6 +197,9 @@ int cmd_kl(int argc, char** argv) {
     args.fail("give exactly one of -f TEXT_FILE, -p TEXT, --tokens 1,2,3 and --random-tokens N");
   }
   if (in.seed && in.kind != "random") args.fail("--seed applies only to --random-tokens");
+  if (no_act_quant && mo.int8_head) {
+    args.fail("--int8-head multiplies int8 activations; --no-act-quant has none");
+  }
   if (in.kind == "random" && !in.seed) in.seed = 0;  // as gen-dummy's default seed
   if (mo.n_ctx == 1) throw UsageError("-c: a window needs at least 2 tokens");
   // Read before the (slow) model loads, so a bad path fails at once.

@@ -68,6 +68,9 @@ int cmd_logits(int argc, char** argv) {
   }
   std::vector<int32_t> tokens;
   if (have_tokens) tokens = parse_token_list("--tokens", tokens_arg);
+  if (no_act_quant && mo.int8_head) {
+    args.fail("--int8-head multiplies int8 activations; --no-act-quant has none");
+  }
   if (prefix.back() == '/' || std::filesystem::is_directory(prefix)) {
     throw UsageError("-o " + prefix + ": a prefix for PREFIX.json and PREFIX.f32, not a directory");
   }
