@@ -264,6 +264,66 @@ void run_lm_head(benchmark::State& state, Isa isa, bool q6, int64_t m, bool warm
   state.SetLabel(std::string(isa_name(isa)) + (q6 ? " q6_k" : " q8_0"));
 }
 
+// The opt-in int8 head (Int8Matrix, KernelTable::matmul_i8) on the same 2B4T shape: 328 MB of
+// codes plus a scale and a code sum per row, m activation rows quantized once outside the timing,
+// the row groups split over the pool as model/lm-head.cpp does. wGBs / pct_bw as above; GOPs the
+// multiply-adds x 2 per second. LmHeadI8Warm: 256 rows (640 KB), in L2 on one thread.
+const Int8Matrix& int8_matrix(int64_t n, int64_t k) {
+  static std::map<std::pair<int64_t, int64_t>, Int8Matrix> cache;
+  auto it = cache.find({n, k});
+  if (it != cache.end()) return it->second;
+  Int8Matrix m(n, k);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> row(static_cast<size_t>(k));
+  for (int64_t i = 0; i < n; ++i) {
+    for (auto& v : row) v = nd(rng);
+    m.set_row(i, row.data());
+  }
+  return cache.emplace(std::make_pair(n, k), std::move(m)).first->second;
+}
+
+void run_i8_head(benchmark::State& state, Isa isa, int64_t m, bool warm) {
+  const int64_t n = state.range(0), k = state.range(1);
+  const int threads = static_cast<int>(state.range(2));
+  const KernelTable* table = kernels_for(isa);
+  if (!table) {
+    state.SkipWithError("ISA not available on this CPU");
+    return;
+  }
+  const Int8MatrixView w = int8_matrix(n, k).view();
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(m * k));
+  for (auto& v : x) v = nd(rng);
+  std::vector<int8_t> q(x.size());
+  std::vector<float> scale(static_cast<size_t>(m));
+  std::vector<int32_t> sum(static_cast<size_t>(m));
+  table->quantize(x.data(), k, m, k, q.data(), k, scale.data(), sum.data());
+  const QuantizedRows a{q.data(), k, scale.data(), sum.data(), m};
+  std::vector<float> y(static_cast<size_t>(m * n));
+  ThreadPool& pool = pool_for(threads);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    int8_matmul(pool, *table, w, a, y.data(), n);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double calls = static_cast<double>(state.iterations());
+  const double bytes = static_cast<double>(w.groups()) *
+                       static_cast<double>(w.group_bytes + kGroupRows * 2 * sizeof(float));
+  state.counters["wGBs"] = bytes * calls / sec / 1e9;
+  state.counters["GOPs"] = 2.0 * static_cast<double>(m * n * k) * calls / sec / 1e9;
+  if (!warm) {
+    static BandwidthProbe probe(kColdSetBytes);
+    const double bw = probe.measure(pool, active_kernels(), 3).bytes_per_second / 1e9;
+    state.counters["bwGBs"] = bw;
+    state.counters["pct_bw"] = 100.0 * bytes * calls / sec / 1e9 / bw;
+  }
+  state.SetLabel(std::string(isa_name(isa)) + " int8");
+}
+
 // Google Benchmark computes rates only at report time, so the ratio counters are derived in a
 // reporter that sees each run's real time per iteration.
 class RatioReporter : public benchmark::ConsoleReporter {
@@ -387,6 +447,25 @@ void register_all() {
             ->Unit(benchmark::kMicrosecond)
             ->UseRealTime();
       }
+    }
+  }
+  for (Isa isa : available_isas()) {
+    if (isa == Isa::Scalar) continue;
+    for (int64_t m : {1, 4, 16}) {
+      for (int threads : {1, 2}) {
+        benchmark::RegisterBenchmark(
+            (std::string("LmHeadI8/") + isa_name(isa) + "/" + std::to_string(m)).c_str(),
+            [isa, m](benchmark::State& st) { run_i8_head(st, isa, m, false); })
+            ->Args({128256, 2560, threads})
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
+      benchmark::RegisterBenchmark(
+          (std::string("LmHeadI8Warm/") + isa_name(isa) + "/" + std::to_string(m)).c_str(),
+          [isa, m](benchmark::State& st) { run_i8_head(st, isa, m, true); })
+          ->Args({256, 2560, 1})
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
     }
   }
   benchmark::RegisterBenchmark("ThreadPoolOverhead",
