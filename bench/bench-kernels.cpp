@@ -103,6 +103,13 @@ Acts make_acts(int64_t m, int64_t k) {
   return a;
 }
 
+// The table of `isa`, or null after marking the benchmark skipped (the CPU lacks it).
+const KernelTable* table_or_skip(benchmark::State& state, Isa isa) {
+  const KernelTable* table = kernels_for(isa);
+  if (!table) state.SkipWithError("ISA not available on this CPU");
+  return table;
+}
+
 std::string shape_key(TernaryLayout layout, int64_t n, int64_t k, int64_t m) {
   return std::string(layout_name(layout)) + "/" + std::to_string(n) + "/" + std::to_string(k) +
          "/" + std::to_string(m);
@@ -133,11 +140,8 @@ void run_matmul(benchmark::State& state, Isa isa, TernaryLayout layout, int64_t 
                 bool vs_scalar = true) {
   const int64_t n = state.range(0), k = state.range(1);
   const int threads = static_cast<int>(state.range(2));
-  const KernelTable* table = kernels_for(isa);
-  if (!table) {
-    state.SkipWithError("ISA not available on this CPU");
-    return;
-  }
+  const KernelTable* table = table_or_skip(state, isa);
+  if (!table) return;
   const MatrixSet& set = matrices(layout, n, k, /*cold=*/m == 1);
   const Acts acts = make_acts(m, k);
   std::vector<float> y(static_cast<size_t>(m * n));
@@ -211,11 +215,8 @@ const OutputMatrix& output_matrix(bool q6, int64_t n, int64_t k) {
 void run_lm_head(benchmark::State& state, Isa isa, bool q6, int64_t m, bool warm) {
   const int64_t n = state.range(0), k = state.range(1);
   const int threads = static_cast<int>(state.range(2));
-  const KernelTable* table = kernels_for(isa);
-  if (!table) {
-    state.SkipWithError("ISA not available on this CPU");
-    return;
-  }
+  const KernelTable* table = table_or_skip(state, isa);
+  if (!table) return;
   const OutputMatrix& w = output_matrix(q6, n, k);
   const int64_t block = q6 ? kQ6KBlock : kQ80Block;
   std::mt19937 rng(3);
@@ -265,9 +266,10 @@ void run_lm_head(benchmark::State& state, Isa isa, bool q6, int64_t m, bool warm
 }
 
 // The opt-in int8 head (Int8Matrix, KernelTable::matmul_i8) on the same 2B4T shape: 328 MB of
-// codes plus a scale and a code sum per row, m activation rows quantized once outside the timing,
-// the row groups split over the pool as model/lm-head.cpp does. wGBs / pct_bw as above; GOPs the
-// multiply-adds x 2 per second. LmHeadI8Warm: 256 rows (640 KB), in L2 on one thread.
+// codes plus a scale and a code sum per row, m activation rows of random codes (make_acts, made
+// outside the timing; the kernel's time does not depend on the values), the row groups split over
+// the pool as model/lm-head.cpp does. wGBs / pct_bw as above; GOPs the multiply-adds x 2 per
+// second. LmHeadI8Warm: 256 rows (640 KB), in L2 on one thread.
 const Int8Matrix& int8_matrix(int64_t n, int64_t k) {
   static std::map<std::pair<int64_t, int64_t>, Int8Matrix> cache;
   auto it = cache.find({n, k});
@@ -286,21 +288,12 @@ const Int8Matrix& int8_matrix(int64_t n, int64_t k) {
 void run_i8_head(benchmark::State& state, Isa isa, int64_t m, bool warm) {
   const int64_t n = state.range(0), k = state.range(1);
   const int threads = static_cast<int>(state.range(2));
-  const KernelTable* table = kernels_for(isa);
-  if (!table) {
-    state.SkipWithError("ISA not available on this CPU");
-    return;
-  }
-  const Int8MatrixView w = int8_matrix(n, k).view();
-  std::mt19937 rng(3);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> x(static_cast<size_t>(m * k));
-  for (auto& v : x) v = nd(rng);
-  std::vector<int8_t> q(x.size());
-  std::vector<float> scale(static_cast<size_t>(m));
-  std::vector<int32_t> sum(static_cast<size_t>(m));
-  table->quantize(x.data(), k, m, k, q.data(), k, scale.data(), sum.data());
-  const QuantizedRows a{q.data(), k, scale.data(), sum.data(), m};
+  const KernelTable* table = table_or_skip(state, isa);
+  if (!table) return;
+  const Int8Matrix& mat = int8_matrix(n, k);
+  const Int8MatrixView w = mat.view();
+  const Acts acts = make_acts(m, k);
+  const QuantizedRows a = acts.rows(m, k);
   std::vector<float> y(static_cast<size_t>(m * n));
   ThreadPool& pool = pool_for(threads);
   const auto t0 = std::chrono::steady_clock::now();
@@ -311,8 +304,7 @@ void run_i8_head(benchmark::State& state, Isa isa, int64_t m, bool warm) {
   }
   const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double calls = static_cast<double>(state.iterations());
-  const double bytes = static_cast<double>(w.groups()) *
-                       static_cast<double>(w.group_bytes + kGroupRows * 2 * sizeof(float));
+  const auto bytes = static_cast<double>(mat.bytes());
   state.counters["wGBs"] = bytes * calls / sec / 1e9;
   state.counters["GOPs"] = 2.0 * static_cast<double>(m * n * k) * calls / sec / 1e9;
   if (!warm) {

@@ -495,22 +495,32 @@ static inline Acc acc_add(Acc a, Acc b) {
   for (int i = 0; i < 4; ++i) out.v[i] = vaddq_s32(a.v[i], b.v[i]);
   return out;
 }
-// No field2_in_place: sdot multiplies signed bytes, so a field above 127 would change sign.
-static inline Acc dot4(Acc acc, Chunk c, const int8_t* q4) {
-  const int8x16_t a = vreinterpretq_s8_s32(vdupq_n_s32(load_i32(q4)));
+// Signed by signed bytes (sdot, or widening multiplies): ternary codes (0..2) are valid int8, and
+// so are the int8 head's weights (a product at most 128 x 127, a pair sum 32512, within int16).
+struct I8Act {
+  int8x16_t v;
+};
+static inline I8Act i8_act(const int8_t* q4) {
+  return {vreinterpretq_s8_s32(vdupq_n_s32(load_i32(q4)))};
+}
+static inline Acc i8_dot4(Acc acc, Chunk c, I8Act a) {
   for (int i = 0; i < 4; ++i) {
     const int8x16_t ci = vreinterpretq_s8_u8(c.v[i]);
 #if defined(__ARM_FEATURE_DOTPROD)
-    acc.v[i] = vdotq_s32(acc.v[i], ci, a);
+    acc.v[i] = vdotq_s32(acc.v[i], ci, a.v);
 #else
-    // Products fit int16 (|2 * -128|), pair sums too (<= 512): addp leaves the pairs of rows
-    // 4i..4i+3 adjacent, and sadalp adds each adjacent pair into that row's int32 lane.
+    // addp leaves the pairs of rows 4i..4i+3 adjacent, and sadalp adds each adjacent pair into
+    // that row's int32 lane.
     const int16x8_t pairs =
-        vpaddq_s16(vmull_s8(vget_low_s8(ci), vget_low_s8(a)), vmull_high_s8(ci, a));
+        vpaddq_s16(vmull_s8(vget_low_s8(ci), vget_low_s8(a.v)), vmull_high_s8(ci, a.v));
     acc.v[i] = vpadalq_s16(acc.v[i], pairs);
 #endif
   }
   return acc;
+}
+// No field2_in_place: sdot multiplies signed bytes, so a field above 127 would change sign.
+static inline Acc dot4(Acc acc, Chunk c, const int8_t* q4) {
+  return i8_dot4(acc, c, i8_act(q4));
 }
 static inline void store_rows(Acc acc, int32_t act_sum, float act_scale, const float* row_scale,
                               float* y, int n_valid) {
@@ -526,33 +536,13 @@ static inline void store_rows(Acc acc, int32_t act_sum, float act_scale, const f
   }
 }
 
-// Int8 matrices: signed by signed bytes, as dot4 (sdot, or widening multiplies: a product is at
-// most 128 x 127, a pair sum 32512, within int16).
+// Int8 matrices: i8_act and i8_dot4 above (the ternary dot4 is the same operation).
 using I8Acc = Acc;
-struct I8Act {
-  int8x16_t v;
-};
 static inline I8Acc i8_zero() {
   return acc_zero();
 }
 static inline I8Acc i8_add(I8Acc a, I8Acc b) {
   return acc_add(a, b);
-}
-static inline I8Act i8_act(const int8_t* q4) {
-  return {vreinterpretq_s8_s32(vdupq_n_s32(load_i32(q4)))};
-}
-static inline I8Acc i8_dot4(I8Acc acc, Chunk c, I8Act a) {
-  for (int i = 0; i < 4; ++i) {
-    const int8x16_t ci = vreinterpretq_s8_u8(c.v[i]);
-#if defined(__ARM_FEATURE_DOTPROD)
-    acc.v[i] = vdotq_s32(acc.v[i], ci, a.v);
-#else
-    const int16x8_t pairs =
-        vpaddq_s16(vmull_s8(vget_low_s8(ci), vget_low_s8(a.v)), vmull_high_s8(ci, a.v));
-    acc.v[i] = vpadalq_s16(acc.v[i], pairs);
-#endif
-  }
-  return acc;
 }
 static inline void i8_store_rows(I8Acc acc, const int32_t*, float act_scale, const float* row_scale,
                                  float* y, int n_valid) {

@@ -85,12 +85,10 @@ double decode_weight_bytes(const ModelWeights& w) {
     packed += static_cast<double>(v.groups()) *
               static_cast<double>(v.group_bytes + kernels::kGroupRows * sizeof(float));
   }
-  double head = 0;  // the int8 head replaces the file's output matrix in the step's reads
-  if (const kernels::Int8MatrixView* h = w.int8_head()) {
-    head = static_cast<double>(h->groups()) *
-               static_cast<double>(h->group_bytes + kernels::kGroupRows * 2 * sizeof(float)) -
-           static_cast<double>(w.output().info->size);
-  }
+  // The int8 head replaces the file's output matrix in the step's reads.
+  const double head = w.int8_head() ? static_cast<double>(w.int8_head_bytes()) -
+                                          static_cast<double>(w.output().info->size)
+                                    : 0.0;
   return static_cast<double>(bytes_per_token(c, w.file()) - file_ternary) + packed + head;
 }
 
