@@ -21,6 +21,8 @@ TEST(Dispatch, DefaultPicksTheWidestAvailable) {
 #if defined(__x86_64__)
   if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) {
     EXPECT_EQ(t.isa, Isa::Avx512);
+  } else if (f.avx2 && f.fma && f.f16c && f.avx_vnni) {
+    EXPECT_EQ(t.isa, Isa::AvxVnni);
   } else if (f.avx2 && f.fma && f.f16c) {
     EXPECT_EQ(t.isa, Isa::Avx2);
   } else {
@@ -86,7 +88,7 @@ TEST(Dispatch, UnknownNameListsTheChoices) {
     select_kernels("sse9");
     FAIL();
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("scalar, avx2, avx512, neon or neondot"),
+    EXPECT_NE(std::string(e.what()).find("scalar, avx2, avxvnni, avx512, neon or neondot"),
               std::string::npos);
   }
 }

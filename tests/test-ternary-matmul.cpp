@@ -116,7 +116,7 @@ class MatmulTest : public ::testing::TestWithParam<std::tuple<Isa, TernaryLayout
 TEST_P(MatmulTest, EdgeShapes) {
   const int64_t ks[] = {16, 32, 48, 64, 80, 96, 160, 176, 256};
   const int64_t ns[] = {1, 15, 16, 17, 33};
-  // Row tiles: 4 and 8 (AVX2 without narrow accumulation, AVX-512), up to 12 in equal parts
+  // Row tiles: 4 (AVX-VNNI) and 8 (AVX-512), up to 12 in equal parts
   // (narrow accumulation: 13 = 7 + 6, 25 = 9 + 8 + 8).
   const int64_t ms[] = {1, 2, 3, 4, 5, 8, 9, 12, 13, 17, 25};
   uint64_t seed = 1;

@@ -90,7 +90,7 @@ void print_usage() {
       "  --version\n      version, build and CPU information\n\n"
       "Not part of this build yet: the GPU backend; the commands above are all that exist.\n\n"
       "environment:\n"
-      "  BITNET_FORCE_ISA=scalar|avx2|avx512|neon|neondot\n"
+      "  BITNET_FORCE_ISA=scalar|avx2|avxvnni|avx512|neon|neondot\n"
       "      use that kernel variant (fails if the CPU or this build lacks it)\n"
       "  BITNET_CACHE_DIR\n"
       "      prepared weights, converted checkpoints and the default model (default:\n"
@@ -103,7 +103,7 @@ void print_version() {
   std::printf("commit:    %s\n", BITNET_GIT_COMMIT);
   std::printf("build:     %s, %s %s\n", BITNET_BUILD_TYPE, BITNET_COMPILER, __VERSION__);
   std::string built;
-  for (const char* isa : {"scalar", "avx2", "avx512", "neon", "neondot"}) {
+  for (const char* isa : {"scalar", "avx2", "avxvnni", "avx512", "neon", "neondot"}) {
     try {
       if (bitnet::kernels::kernels_for(bitnet::kernels::parse_isa(isa))) {
         built += built.empty() ? isa : std::string(", ") + isa;

@@ -12,6 +12,9 @@ extern const KernelTable kTableScalar;
 #if BITNET_HAVE_AVX2
 extern const KernelTable kTableAvx2;
 #endif
+#if BITNET_HAVE_AVXVNNI
+extern const KernelTable kTableAvxVnni;
+#endif
 #if BITNET_HAVE_AVX512
 extern const KernelTable kTableAvx512;
 #endif
@@ -24,7 +27,8 @@ extern const KernelTable kTableNeonDot;
 
 namespace {
 
-constexpr const char* kIsaNames[kNumIsas] = {"scalar", "avx2", "avx512", "neon", "neondot"};
+constexpr const char* kIsaNames[kNumIsas] = {"scalar", "avx2",    "avx512",
+                                             "neon",   "neondot", "avxvnni"};
 
 const KernelTable* built_table(Isa isa) {
   switch (isa) {
@@ -33,6 +37,10 @@ const KernelTable* built_table(Isa isa) {
 #if BITNET_HAVE_AVX2
     case Isa::Avx2:
       return &kTableAvx2;
+#endif
+#if BITNET_HAVE_AVXVNNI
+    case Isa::AvxVnni:
+      return &kTableAvxVnni;
 #endif
 #if BITNET_HAVE_AVX512
     case Isa::Avx512:
@@ -58,6 +66,8 @@ bool cpu_supports(Isa isa) {
       return true;
     case Isa::Avx2:
       return f.avx2 && f.fma && f.f16c;
+    case Isa::AvxVnni:
+      return f.avx2 && f.fma && f.f16c && f.avx_vnni;
     case Isa::Avx512:
       return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx2;
     case Isa::Neon:
@@ -82,7 +92,7 @@ Isa parse_isa(std::string_view name) {
     if (name == kIsaNames[i]) return static_cast<Isa>(i);
   }
   throw std::invalid_argument("unknown ISA '" + std::string(name) +
-                              "' (expected scalar, avx2, avx512, neon or neondot)");
+                              "' (expected scalar, avx2, avxvnni, avx512, neon or neondot)");
 }
 
 const KernelTable* kernels_for(Isa isa) {
@@ -112,7 +122,7 @@ const KernelTable& select_kernels(const char* force) {
     return *built_table(isa);
   }
   // Fastest first.
-  for (Isa isa : {Isa::Avx512, Isa::Avx2, Isa::NeonDot, Isa::Neon}) {
+  for (Isa isa : {Isa::Avx512, Isa::AvxVnni, Isa::Avx2, Isa::NeonDot, Isa::Neon}) {
     if (const KernelTable* t = kernels_for(isa)) return *t;
   }
   return kTableScalar;

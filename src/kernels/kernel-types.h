@@ -41,8 +41,9 @@ inline constexpr int kKMultiple = 16;
 enum class TernaryLayout : uint8_t { T2 = 0, T1 = 1 };
 inline constexpr int kNumLayouts = 2;
 
-enum class Isa : uint8_t { Scalar = 0, Avx2 = 1, Avx512 = 2, Neon = 3, NeonDot = 4 };
-inline constexpr int kNumIsas = 5;
+// Values are stored in prepared-weight caches: append, never renumber.
+enum class Isa : uint8_t { Scalar = 0, Avx2 = 1, Avx512 = 2, Neon = 3, NeonDot = 4, AvxVnni = 5 };
+inline constexpr int kNumIsas = 6;
 
 // Non-owning view of a packed ternary matrix W[N][K] (row n = output feature n).
 struct TernaryMatrixView {

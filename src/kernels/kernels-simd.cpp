@@ -1,6 +1,6 @@
-// The SIMD kernels, written once. CMake compiles this file once per ISA (AVX2, AVX-512 VNNI, NEON,
-// NEON dotprod) with that ISA's flags and BITNET_TABLE_NAME set; simd-chunk.h supplies the
-// primitives. Everything but the exported table has internal linkage, and no standard-library
+// The SIMD kernels, written once. CMake compiles this file once per ISA (AVX2, AVX-VNNI, AVX-512
+// VNNI, NEON, NEON dotprod) with that ISA's flags and BITNET_TABLE_NAME set; simd-chunk.h supplies
+// the primitives. Everything but the exported table has internal linkage, and no standard-library
 // template is instantiated here, so no ISA-specific code can leak into another variant.
 #include "kernels/simd-blocks.h"
 #include "kernels/simd-chunk.h"
@@ -90,14 +90,25 @@ void t2_group_gemv_wide(const TernaryMatrixView& w, const QuantizedRows& a, int6
                         float* y) {
   const uint8_t* p = w.data + static_cast<size_t>(g) * w.group_bytes;
   const int8_t* q = a.q + m * a.ldq;
-  // Two chunks per iteration into two accumulator sets: eight independent vpdpbusd chains, so the
-  // loop is bound by loads rather than by the multiply-add latency.
+  // AVX-512: two chunks per iteration into two accumulator sets, eight independent vpdpbusd
+  // chains, so the loop is bound by loads rather than by the multiply-add latency. AVX-VNNI
+  // (kWideGemvSets == 1): one set, whose two halves already make eight chains in 8 of 16 ymm.
   Acc x0 = acc_zero(), x1 = acc_zero(), x2 = acc_zero(), x3 = acc_zero();
   Acc y0 = acc_zero(), y1 = acc_zero(), y2 = acc_zero(), y3 = acc_zero();
   const int64_t chunks = w.k / 16;
+  if constexpr (kWideGemvSets == 1) {
+    for (int64_t c = 0; c < chunks; ++c, p += kChunkBytes, q += 16) {
+      __builtin_prefetch(p + kPrefetchAhead);
+      const Chunk r0 = load_chunk(p);
+      x0 = dot4(x0, field2_in_place<0>(r0), q);
+      x1 = dot4(x1, field2_in_place<1>(r0), q + 4);
+      x2 = dot4(x2, field2_in_place<2>(r0), q + 8);
+      x3 = dot4(x3, field2_in_place<3>(r0), q + 12);
+    }
+  }
   // An odd chunk goes first: with the loop as the last writer of the accumulators, GCC keeps them
   // in place instead of copying all eight registers every iteration.
-  if (chunks % 2) {
+  if (kWideGemvSets == 2 && chunks % 2) {
     const Chunk r0 = load_chunk(p);
     x0 = dot4(x0, field2_in_place<0>(r0), q);
     x1 = dot4(x1, field2_in_place<1>(r0), q + 4);
@@ -106,7 +117,8 @@ void t2_group_gemv_wide(const TernaryMatrixView& w, const QuantizedRows& a, int6
     p += kChunkBytes;
     q += 16;
   }
-  for (int64_t c = chunks % 2; c < chunks; c += 2, p += 2 * kChunkBytes, q += 32) {
+  for (int64_t c = kWideGemvSets == 2 ? chunks % 2 : chunks; c < chunks;
+       c += 2, p += 2 * kChunkBytes, q += 32) {
     __builtin_prefetch(p + kPrefetchAhead);
     __builtin_prefetch(p + kPrefetchAhead + kChunkBytes);
     const Chunk r0 = load_chunk(p), r1 = load_chunk(p + kChunkBytes);
@@ -157,23 +169,27 @@ void t2_group(const TernaryMatrixView& w, const QuantizedRows& a, int64_t g, int
 // t_n = floor(3 q_n / 256), and 3 q_n = 256 t_n + q_{n+1} exactly, so
 //   sum_k t_n a_k = (3 sum_k q_n a_k - sum_k q_{n+1} a_k) / 256,
 // linear in bytes vpdpbusd takes as they are: ten byte adds and ten vpdpbusd per chunk instead of
-// compares and masks. A_n and B_n accumulate the two sums per digit (ten independent chains);
-// 3A - B is a multiple of 256 after every chunk and is folded into the result every kFold chunks
-// so nothing can overflow int32 (3 * 255 * 128 * 4 * kFold < 2^31).
+// compares and masks. The sums are linear, so digits may share accumulators: digit n goes to pair
+// n % kT1Chains (A-chain and B-chain; AVX-512: five pairs, ten independent chains; AVX-VNNI: three
+// pairs of two ymm, twelve chains: two pairs left the loop bound by the vpdpbusd latency, at 82% of
+// the read bandwidth on two threads; three spill two registers per chunk and reach it). 3A - B is a
+// multiple of 256 after every chunk and is folded into the result every kFold chunks so nothing can
+// overflow int32: a pair holds at most three digits, |3A - B| <= 4 * 3 * 255 * 128 * 4 * kFold <
+// 2^31.
 template <int Digits>
 inline void t1_chunk_linear(const uint8_t* p, const int8_t* q, Acc* A, Acc* B) {
   Chunk qn = load_chunk(p);
   for (int n = 0; n < Digits; ++n) {
     const Chunk next = times3(qn);
-    A[n] = dot4(A[n], qn, q + 4 * n);
-    B[n] = dot4(B[n], next, q + 4 * n);
+    A[n % kT1Chains] = dot4(A[n % kT1Chains], qn, q + 4 * n);
+    B[n % kT1Chains] = dot4(B[n % kT1Chains], next, q + 4 * n);
     qn = next;
   }
 }
 
 inline Acc t1_fold(Acc* A, Acc* B) {
   Acc s = acc_zero();
-  for (int n = 0; n < 5; ++n) {
+  for (int n = 0; n < kT1Chains; ++n) {
     s = acc_add(s, acc_sub(acc_add(A[n], acc_add(A[n], A[n])), B[n]));
     A[n] = acc_zero();
     B[n] = acc_zero();
@@ -187,8 +203,8 @@ void t1_group_gemv_linear(const TernaryMatrixView& w, const QuantizedRows& a, in
   const uint8_t* p = w.data + static_cast<size_t>(g) * w.group_bytes;
   const int8_t* q = a.q + m * a.ldq;
   const int64_t n5 = common::t1_chunks5(w.k), n4 = common::t1_chunks4(w.k);
-  Acc A[5], B[5];
-  for (int n = 0; n < 5; ++n) A[n] = B[n] = acc_zero();
+  Acc A[kT1Chains], B[kT1Chains];
+  for (int n = 0; n < kT1Chains; ++n) A[n] = B[n] = acc_zero();
   Acc total = acc_zero();
   for (int64_t c = 0; c < n5; ++c, p += kChunkBytes, q += 20) {
     __builtin_prefetch(p + kPrefetchAhead);
@@ -528,12 +544,16 @@ int64_t int8_peak_simd(int64_t iterations) {
 // loop runs at the multiply-add throughput of the core, with every operand kept in registers.
 #if BITNET_SIMD_AVX512
 constexpr int kPeakChains = 12;
+#elif BITNET_SIMD_AVXVNNI
+constexpr int kPeakChains = 6;  // twelve ymm chains
 #else
 constexpr int kPeakChains = 4;
 #endif
 constexpr int64_t kPeakMacsPerIteration = int64_t{kPeakChains} * kChunkBytes;
 #if BITNET_SIMD_AVX512
 constexpr const char* kPeakMix = "vpdpbusd (zmm)";
+#elif BITNET_SIMD_AVXVNNI
+constexpr const char* kPeakMix = "vpdpbusd (ymm, AVX-VNNI)";
 #elif defined(__ARM_FEATURE_DOTPROD)
 constexpr const char* kPeakMix = "sdot";
 #else
@@ -1017,7 +1037,9 @@ void block_dot_simd(const uint8_t* w, size_t w_stride, int64_t n, const BlockQ8R
 // (i8_group_gemv; interleaving eight groups' streams read DRAM at ~80% of the rate the other
 // decode kernels reach). With more rows the groups are walked in blocks of kTileBlockBytes that
 // stay in L2 while every tile of rows passes.
-#if BITNET_SIMD_AVX2
+#if BITNET_SIMD_AVXVNNI
+constexpr int kI8Groups = 2, kI8Rows = 2;  // 8 accumulator ymm, 4 weight, 2 activation
+#elif BITNET_SIMD_AVX2
 constexpr int kI8Groups = 1, kI8Rows = 2;
 #elif BITNET_SIMD_NEON
 constexpr int kI8Groups = 2, kI8Rows = 2;
@@ -1126,7 +1148,10 @@ void matmul_i8_simd(const Int8MatrixView& w, const QuantizedRows& a, float* y, i
 }  // namespace
 
 extern const KernelTable BITNET_TABLE_NAME;
-#if BITNET_SIMD_WIDE_UNSIGNED_DOT
+// T1 where its digits decode in vpdpbusd's unsigned bytes at AVX-512's width. AVX-VNNI runs T2:
+// on an Intel Xeon (family 6 model 207, 2B4T dummy, Q6_K head, 2 threads) T1 gained 1-3% in decode
+// and lost 19-29% in prefill (its GEMM at about 50% of the ymm peak against T2's 79%).
+#if BITNET_SIMD_AVX512
 constexpr TernaryLayout kPreferredLayout = TernaryLayout::T1;
 #else
 constexpr TernaryLayout kPreferredLayout = TernaryLayout::T2;

@@ -3,7 +3,9 @@
 // ISA with that ISA's flags, and this header picks the matching primitives from the predefined
 // macros. Everything has internal linkage (see ternary-common.h for why).
 //
-//   Chunk   64 code bytes; Acc: 16 x int32, lane r = row r of the group (not on AVX2, below).
+//   Chunk   64 code bytes; Acc: 16 x int32, lane r = row r of the group (not on AVX2 without
+//           VNNI, below; AVX-VNNI holds both in two ymm, rows 0-7 and 8-15).
+//   kMaxRowsPerTile, kWideGemvSets, kT1Chains: register budgets of the wide kernels.
 //   load_chunk(p)          aligned 64-byte load
 //   code2<S>(raw)          (raw >> 2S) & 3 per byte (T2 field S)
 //   field2_in_place<S>     raw & (3 << 2S) (then acc_sar<2S>; acc_sub); only where
@@ -41,6 +43,10 @@
 #include <immintrin.h>
 #elif defined(__AVX2__)
 #define BITNET_SIMD_AVX2 1
+#if defined(__AVXVNNI__)
+// AVX-VNNI (Alder Lake and later, Zen 5): the AVX2 variant with vpdpbusd on ymm for the dots.
+#define BITNET_SIMD_AVXVNNI 1
+#endif
 #include <immintrin.h>
 #elif defined(__ARM_NEON)
 #define BITNET_SIMD_NEON 1
@@ -60,6 +66,8 @@ static inline int32_t load_i32(const int8_t* p) {
 #if BITNET_SIMD_AVX512
 // ---------------------------------------------------------------------------------- AVX-512 VNNI
 inline constexpr int kMaxRowsPerTile = 8;  // activation rows sharing one decoded weight chunk
+inline constexpr int kWideGemvSets = 2;    // accumulator sets of T2 decode (chunks per iteration)
+inline constexpr int kT1Chains = 5;        // accumulator pairs of T1 decode (one per digit)
 
 struct Chunk {
   __m512i v;
@@ -235,6 +243,7 @@ static inline __m256 epilogue8(__m256i acc, int32_t act_sum, float act_scale, co
   return _mm256_mul_ps(_mm256_div_ps(v, _mm256_set1_ps(act_scale)), _mm256_load_ps(rs));
 }
 
+#if !BITNET_SIMD_AVXVNNI
 // Narrow accumulation. vpmaddubsw leaves 16-bit pair sums; adding them with vpaddw and widening
 // (vpmaddwd by 1) only every kNarrowDots products takes one multiply per 32 multiply-adds instead
 // of two: the integer multiplies are the bottleneck (one pipe on Zen 2; on Zen 4 two, shared with
@@ -366,6 +375,107 @@ static inline void i8_store_rows(I8Acc acc, const int32_t*, float act_scale, con
     for (int r = 0; r < n_valid; ++r) y[r] = tmp[r];
   }
 }
+
+#else
+// AVX-VNNI: the wide kernels of AVX-512 at half the width. A chunk is two ymm (lo: rows 0-7, hi:
+// rows 8-15) and so is an accumulator, so the register budget is half of AVX-512's in count and a
+// quarter in width: four activation rows per tile (8 accumulators, 2 codes, 2 raw, broadcast and
+// mask: 14 of 16), one set of four accumulators in T2 decode, three pairs in T1's (see
+// kernels-simd.cpp).
+inline constexpr int kMaxRowsPerTile = 4;
+inline constexpr int kWideGemvSets = 1;
+inline constexpr int kT1Chains = 3;
+
+struct Acc {
+  __m256i lo, hi;
+};
+static inline __m256i dpbusd(__m256i acc, __m256i u8, __m256i s8) {
+  return _mm256_dpbusd_avx_epi32(acc, u8, s8);
+}
+template <int S>
+static inline Chunk code2(Chunk raw) {
+  const __m256i m = _mm256_set1_epi8(3);
+  if constexpr (S == 0) return {_mm256_and_si256(raw.lo, m), _mm256_and_si256(raw.hi, m)};
+  return {_mm256_and_si256(_mm256_srli_epi16(raw.lo, 2 * S), m),
+          _mm256_and_si256(_mm256_srli_epi16(raw.hi, 2 * S), m)};
+}
+// [q >= 86] + [q >= 171] without an unsigned byte compare: with x = q ^ 0x80 both are signed
+// compares, and -(ge1 + ge2) is the digit.
+static inline __m256i trit_half(__m256i q) {
+  const __m256i x = _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80)));
+  const __m256i ge1 = _mm256_cmpgt_epi8(x, _mm256_set1_epi8(85 - 128));
+  const __m256i ge2 = _mm256_cmpgt_epi8(x, _mm256_set1_epi8(42));
+  return _mm256_sub_epi8(_mm256_sub_epi8(_mm256_setzero_si256(), ge1), ge2);
+}
+static inline Chunk trit(Chunk q) {
+  return {trit_half(q.lo), trit_half(q.hi)};
+}
+static inline Chunk times3(Chunk q) {
+  return {_mm256_add_epi8(q.lo, _mm256_add_epi8(q.lo, q.lo)),
+          _mm256_add_epi8(q.hi, _mm256_add_epi8(q.hi, q.hi))};
+}
+static inline Acc acc_zero() {
+  return {_mm256_setzero_si256(), _mm256_setzero_si256()};
+}
+static inline Acc acc_add(Acc a, Acc b) {
+  return {_mm256_add_epi32(a.lo, b.lo), _mm256_add_epi32(a.hi, b.hi)};
+}
+// vpdpbusd takes unsigned bytes of any size, as on AVX-512.
+#define BITNET_SIMD_WIDE_UNSIGNED_DOT 1
+template <int S>
+static inline Chunk field2_in_place(Chunk raw) {
+  const __m256i m = _mm256_set1_epi8(static_cast<char>(3 << (2 * S)));
+  return {_mm256_and_si256(raw.lo, m), _mm256_and_si256(raw.hi, m)};
+}
+template <int B>
+static inline Acc acc_sar(Acc a) {
+  return {_mm256_srai_epi32(a.lo, B), _mm256_srai_epi32(a.hi, B)};
+}
+static inline Acc acc_sub(Acc a, Acc b) {
+  return {_mm256_sub_epi32(a.lo, b.lo), _mm256_sub_epi32(a.hi, b.hi)};
+}
+static inline Acc dot4(Acc acc, Chunk c, const int8_t* q4) {
+  const __m256i b = _mm256_set1_epi32(load_i32(q4));
+  return {dpbusd(acc.lo, c.lo, b), dpbusd(acc.hi, c.hi, b)};
+}
+static inline void store_rows(Acc acc, int32_t act_sum, float act_scale, const float* row_scale,
+                              float* y, int n_valid) {
+  alignas(32) float tmp[2 * 8];
+  const bool full = n_valid == 16;
+  float* out = full ? y : tmp;
+  _mm256_storeu_ps(out, epilogue8(acc.lo, act_sum, act_scale, row_scale));
+  _mm256_storeu_ps(out + 8, epilogue8(acc.hi, act_sum, act_scale, row_scale + 8));
+  if (!full) {
+    for (int r = 0; r < n_valid; ++r) y[r] = tmp[r];
+  }
+}
+
+// Int8 matrices: as on AVX-512, the activation word is made unsigned (q ^ 0x80 = q + 128) and
+// 128 x the row's code sum is taken off at the end.
+using I8Acc = Acc;
+struct I8Act {
+  __m256i v;
+};
+static inline I8Acc i8_zero() {
+  return acc_zero();
+}
+static inline I8Act i8_act(const int8_t* q4) {
+  return {_mm256_xor_si256(_mm256_set1_epi32(load_i32(q4)), _mm256_set1_epi8(-128))};
+}
+static inline I8Acc i8_dot4(I8Acc acc, Chunk w, I8Act a) {
+  return {dpbusd(acc.lo, a.v, w.lo), dpbusd(acc.hi, a.v, w.hi)};
+}
+static inline I8Acc i8_add(I8Acc a, I8Acc b) {
+  return acc_add(a, b);
+}
+static inline void i8_store_rows(I8Acc acc, const int32_t* row_sum, float act_scale,
+                                 const float* row_scale, float* y, int n_valid) {
+  const auto* rs = reinterpret_cast<const __m256i*>(row_sum);
+  acc.lo = _mm256_sub_epi32(acc.lo, _mm256_slli_epi32(_mm256_loadu_si256(rs), 7));
+  acc.hi = _mm256_sub_epi32(acc.hi, _mm256_slli_epi32(_mm256_loadu_si256(rs + 1), 7));
+  store_rows(acc, 0, act_scale, row_scale, y, n_valid);
+}
+#endif
 
 inline constexpr int kFloatStep = 8;
 struct FMax {
