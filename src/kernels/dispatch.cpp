@@ -128,13 +128,19 @@ const KernelTable& select_kernels(const char* force) {
   return kTableScalar;
 }
 
-// AVX-512 on AMD family 0x19 (Zen 4; Zen 3 has no AVX-512): its 512-bit units are double-pumped,
-// one vpdpbusd zmm per cycle, and T1's linear decoding takes two per digit where T2 takes one per
-// field. Measured on a Zen 4, one core, in L2: decode T1 95 G weights/s against T2's 186 (T1 is
-// then compute-bound at half of the core's DRAM bandwidth), prefill T1 75% of the int8 peak
-// against T2's 96%. Zen 5 (family 0x1a) retires two per cycle and keeps T1's 20% fewer bytes.
+// AVX-512 keeps T1 only on AMD family 0x1a (Zen 5), which retires two vpdpbusd zmm per cycle
+// beside T1's digit decoding and so keeps its 20% fewer bytes. Elsewhere the decoding competes with
+// vpdpbusd for the 512-bit ports:
+// - AMD family 0x19 (Zen 4; Zen 3 has no AVX-512), double-pumped, one vpdpbusd zmm per cycle, one
+//   core in L2: decode T1 95 G weights/s against T2's 186 (T1's linear decoding takes two per
+//   digit where T2 takes one per field), prefill T1 75% of the int8 peak against T2's 96%.
+// - Intel (a Xeon, family 6 model 207; vpdpbusd zmm and the byte ops share two ports): T1's GEMM
+//   at 59% of the peak against T2's 79%; end to end (2B4T shape, 2 threads) T2 prefilled
+//   1.14-1.39x faster and decoded 6-16% slower, and with T2 both stayed ahead of ik_llama.cpp
+//   where T1's prefill fell behind it (docs/PERFORMANCE.md, "On an Intel Xeon").
+// Unknown vendors and later families get T2, the layout that needs no second multiply port.
 TernaryLayout preferred_layout(const KernelTable& table, const CpuFeatures& cpu) {
-  if (table.isa == Isa::Avx512 && cpu.amd && cpu.family == 0x19) return TernaryLayout::T2;
+  if (table.isa == Isa::Avx512 && !(cpu.amd && cpu.family == 0x1a)) return TernaryLayout::T2;
   return table.preferred_layout;
 }
 

@@ -1148,7 +1148,8 @@ void matmul_i8_simd(const Int8MatrixView& w, const QuantizedRows& a, float* y, i
 }  // namespace
 
 extern const KernelTable BITNET_TABLE_NAME;
-// T1 where its digits decode in vpdpbusd's unsigned bytes at AVX-512's width. AVX-VNNI runs T2:
+// T1 where its digits decode in vpdpbusd's unsigned bytes at AVX-512's width (kept only where the
+// core has the ports for it: dispatch.cpp, preferred_layout). AVX-VNNI runs T2:
 // on an Intel Xeon (family 6 model 207, 2B4T dummy, Q6_K head, 2 threads) T1 gained 1-3% in decode
 // and lost 19-29% in prefill (its GEMM at about 50% of the ymm peak against T2's 79%).
 #if BITNET_SIMD_AVX512
