@@ -103,13 +103,8 @@ void print_version() {
   std::printf("commit:    %s\n", BITNET_GIT_COMMIT);
   std::printf("build:     %s, %s %s\n", BITNET_BUILD_TYPE, BITNET_COMPILER, __VERSION__);
   std::string built;
-  for (const char* isa : {"scalar", "avx2", "avxvnni", "avx512", "neon", "neondot"}) {
-    try {
-      if (bitnet::kernels::kernels_for(bitnet::kernels::parse_isa(isa))) {
-        built += built.empty() ? isa : std::string(", ") + isa;
-      }
-    } catch (const std::exception&) {
-    }
+  for (bitnet::kernels::Isa isa : bitnet::kernels::available_isas()) {
+    built += (built.empty() ? "" : ", ") + std::string(bitnet::kernels::isa_name(isa));
   }
   const auto& cpu = bitnet::cpu_features();
   std::printf("cpu:       %s (%s)\n", cpu.model_name.empty() ? "unknown" : cpu.model_name.c_str(),

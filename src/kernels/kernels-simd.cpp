@@ -96,29 +96,19 @@ void t2_group_gemv_wide(const TernaryMatrixView& w, const QuantizedRows& a, int6
   Acc x0 = acc_zero(), x1 = acc_zero(), x2 = acc_zero(), x3 = acc_zero();
   Acc y0 = acc_zero(), y1 = acc_zero(), y2 = acc_zero(), y3 = acc_zero();
   const int64_t chunks = w.k / 16;
-  if constexpr (kWideGemvSets == 1) {
-    for (int64_t c = 0; c < chunks; ++c, p += kChunkBytes, q += 16) {
-      __builtin_prefetch(p + kPrefetchAhead);
-      const Chunk r0 = load_chunk(p);
-      x0 = dot4(x0, field2_in_place<0>(r0), q);
-      x1 = dot4(x1, field2_in_place<1>(r0), q + 4);
-      x2 = dot4(x2, field2_in_place<2>(r0), q + 8);
-      x3 = dot4(x3, field2_in_place<3>(r0), q + 12);
-    }
-  }
-  // An odd chunk goes first: with the loop as the last writer of the accumulators, GCC keeps them
-  // in place instead of copying all eight registers every iteration.
-  if (kWideGemvSets == 2 && chunks % 2) {
+  // Single chunks: all of them on AVX-VNNI; on AVX-512 the odd one, first: with the paired loop as
+  // the last writer of the accumulators, GCC keeps them in place instead of copying all eight
+  // registers every iteration.
+  const int64_t single = kWideGemvSets == 1 ? chunks : chunks % 2;
+  for (int64_t c = 0; c < single; ++c, p += kChunkBytes, q += 16) {
+    if constexpr (kWideGemvSets == 1) __builtin_prefetch(p + kPrefetchAhead);
     const Chunk r0 = load_chunk(p);
     x0 = dot4(x0, field2_in_place<0>(r0), q);
     x1 = dot4(x1, field2_in_place<1>(r0), q + 4);
     x2 = dot4(x2, field2_in_place<2>(r0), q + 8);
     x3 = dot4(x3, field2_in_place<3>(r0), q + 12);
-    p += kChunkBytes;
-    q += 16;
   }
-  for (int64_t c = kWideGemvSets == 2 ? chunks % 2 : chunks; c < chunks;
-       c += 2, p += 2 * kChunkBytes, q += 32) {
+  for (int64_t c = single; c < chunks; c += 2, p += 2 * kChunkBytes, q += 32) {
     __builtin_prefetch(p + kPrefetchAhead);
     __builtin_prefetch(p + kPrefetchAhead + kChunkBytes);
     const Chunk r0 = load_chunk(p), r1 = load_chunk(p + kChunkBytes);

@@ -44,7 +44,8 @@
 #elif defined(__AVX2__)
 #define BITNET_SIMD_AVX2 1
 #if defined(__AVXVNNI__)
-// AVX-VNNI (Alder Lake and later, Zen 5): the AVX2 variant with vpdpbusd on ymm for the dots.
+// AVX-VNNI (Intel client cores from Alder Lake on; CPUs with AVX-512 VNNI run that instead): the
+// AVX2 variant with vpdpbusd on ymm for the dots.
 #define BITNET_SIMD_AVXVNNI 1
 #endif
 #include <immintrin.h>
@@ -242,6 +243,43 @@ static inline __m256 epilogue8(__m256i acc, int32_t act_sum, float act_scale, co
   const __m256 v = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc, _mm256_set1_epi32(act_sum)));
   return _mm256_mul_ps(_mm256_div_ps(v, _mm256_set1_ps(act_scale)), _mm256_load_ps(rs));
 }
+// 16 rows' results from their two halves (rows 0-7, 8-15), the first n_valid stored.
+static inline void store_rows16(__m256i lo, __m256i hi, int32_t act_sum, float act_scale,
+                                const float* row_scale, float* y, int n_valid) {
+  alignas(32) float tmp[16];
+  const bool full = n_valid == 16;
+  float* out = full ? y : tmp;
+  _mm256_storeu_ps(out, epilogue8(lo, act_sum, act_scale, row_scale));
+  _mm256_storeu_ps(out + 8, epilogue8(hi, act_sum, act_scale, row_scale + 8));
+  if (!full) {
+    for (int r = 0; r < n_valid; ++r) y[r] = tmp[r];
+  }
+}
+// Code bytes of one ymm (a panel of the narrow kernels, half a chunk of AVX-VNNI's wide ones).
+template <int S>
+static inline __m256i ymm_code2(__m256i raw) {
+  const __m256i m = _mm256_set1_epi8(3);
+  if constexpr (S == 0) return _mm256_and_si256(raw, m);
+  return _mm256_and_si256(_mm256_srli_epi16(raw, 2 * S), m);
+}
+template <int S>
+static inline __m256i ymm_field2_in_place(__m256i raw) {
+  return _mm256_and_si256(raw, _mm256_set1_epi8(static_cast<char>(3 << (2 * S))));
+}
+static inline __m256i ymm_times3(__m256i x) {
+  return _mm256_add_epi8(x, _mm256_add_epi8(x, x));
+}
+// T1 digits without an unsigned byte compare: with the bytes biased by 0x80 (x = q ^ 0x80; 3x =
+// 3q + 128 mod 256, so times3 keeps the bias) the digit [q >= 86] + [q >= 171] is two signed
+// compares.
+static inline __m256i ymm_bias(__m256i q) {
+  return _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80)));
+}
+static inline __m256i ymm_trit_biased(__m256i x) {
+  const __m256i ge1 = _mm256_cmpgt_epi8(x, _mm256_set1_epi8(85 - 128));  // -1 where q >= 86
+  const __m256i ge2 = _mm256_cmpgt_epi8(x, _mm256_set1_epi8(42));        // -1 where q >= 171
+  return _mm256_sub_epi8(_mm256_sub_epi8(_mm256_setzero_si256(), ge1), ge2);
+}
 
 #if !BITNET_SIMD_AVXVNNI
 // Narrow accumulation. vpmaddubsw leaves 16-bit pair sums; adding them with vpaddw and widening
@@ -269,23 +307,18 @@ static inline Panel load_panel(const uint8_t* p) {
 }
 template <int S>
 static inline Panel panel_code2(Panel raw) {
-  const __m256i m = _mm256_set1_epi8(3);
-  if constexpr (S == 0) return {_mm256_and_si256(raw.v, m)};
-  return {_mm256_and_si256(_mm256_srli_epi16(raw.v, 2 * S), m)};
+  return {ymm_code2<S>(raw.v)};
 }
-// T1 digits: panel_t1(raw) prepares a panel's bytes q; panel_trit gives digit n of the bytes after
-// n panel_times3. The bytes are kept biased by 0x80 (x = q ^ 0x80): 3x = 3q + 128 (mod 256), so
-// times3 keeps the bias, and the digit [q >= 86] + [q >= 171] is then two signed compares.
+// T1 digits: panel_t1(raw) prepares a panel's bytes q (biased, ymm_bias); panel_trit gives digit n
+// of the bytes after n panel_times3.
 static inline Panel panel_t1(Panel raw) {
-  return {_mm256_xor_si256(raw.v, _mm256_set1_epi8(static_cast<char>(0x80)))};
+  return {ymm_bias(raw.v)};
 }
 static inline Panel panel_trit(Panel x) {
-  const __m256i ge1 = _mm256_cmpgt_epi8(x.v, _mm256_set1_epi8(85 - 128));  // -1 where q >= 86
-  const __m256i ge2 = _mm256_cmpgt_epi8(x.v, _mm256_set1_epi8(42));        // -1 where q >= 171
-  return {_mm256_sub_epi8(_mm256_sub_epi8(_mm256_setzero_si256(), ge1), ge2)};
+  return {ymm_trit_biased(x.v)};
 }
 static inline Panel panel_times3(Panel x) {
-  return {_mm256_add_epi8(x.v, _mm256_add_epi8(x.v, x.v))};
+  return {ymm_times3(x.v)};
 }
 static inline Acc16 acc16_zero() {
   return {_mm256_setzero_si256()};
@@ -311,7 +344,7 @@ static inline PAcc widen(PAcc acc, Acc16 n) {
 // vpmaddubsw stays exact for any S (|4^3 * 2 * 128 * 2| = 32768), but fewer products fit 16 bits.
 template <int S>
 static inline Panel panel_field2_in_place(Panel raw) {
-  return {_mm256_and_si256(raw.v, _mm256_set1_epi8(static_cast<char>(3 << (2 * S))))};
+  return {ymm_field2_in_place<S>(raw.v)};
 }
 template <int C>
 static inline PAcc widen_times(PAcc acc, Acc16 n) {
@@ -366,14 +399,7 @@ static inline I8Acc i8_add(I8Acc a, I8Acc b) {
 }
 static inline void i8_store_rows(I8Acc acc, const int32_t*, float act_scale, const float* row_scale,
                                  float* y, int n_valid) {
-  alignas(32) float tmp[2 * kPanelRows];
-  const bool full = n_valid == 2 * kPanelRows;
-  float* out = full ? y : tmp;
-  _mm256_storeu_ps(out, epilogue8(acc.lo, 0, act_scale, row_scale));
-  _mm256_storeu_ps(out + kPanelRows, epilogue8(acc.hi, 0, act_scale, row_scale + kPanelRows));
-  if (!full) {
-    for (int r = 0; r < n_valid; ++r) y[r] = tmp[r];
-  }
+  store_rows16(acc.lo, acc.hi, 0, act_scale, row_scale, y, n_valid);
 }
 
 #else
@@ -394,25 +420,13 @@ static inline __m256i dpbusd(__m256i acc, __m256i u8, __m256i s8) {
 }
 template <int S>
 static inline Chunk code2(Chunk raw) {
-  const __m256i m = _mm256_set1_epi8(3);
-  if constexpr (S == 0) return {_mm256_and_si256(raw.lo, m), _mm256_and_si256(raw.hi, m)};
-  return {_mm256_and_si256(_mm256_srli_epi16(raw.lo, 2 * S), m),
-          _mm256_and_si256(_mm256_srli_epi16(raw.hi, 2 * S), m)};
-}
-// [q >= 86] + [q >= 171] without an unsigned byte compare: with x = q ^ 0x80 both are signed
-// compares, and -(ge1 + ge2) is the digit.
-static inline __m256i trit_half(__m256i q) {
-  const __m256i x = _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80)));
-  const __m256i ge1 = _mm256_cmpgt_epi8(x, _mm256_set1_epi8(85 - 128));
-  const __m256i ge2 = _mm256_cmpgt_epi8(x, _mm256_set1_epi8(42));
-  return _mm256_sub_epi8(_mm256_sub_epi8(_mm256_setzero_si256(), ge1), ge2);
+  return {ymm_code2<S>(raw.lo), ymm_code2<S>(raw.hi)};
 }
 static inline Chunk trit(Chunk q) {
-  return {trit_half(q.lo), trit_half(q.hi)};
+  return {ymm_trit_biased(ymm_bias(q.lo)), ymm_trit_biased(ymm_bias(q.hi))};
 }
 static inline Chunk times3(Chunk q) {
-  return {_mm256_add_epi8(q.lo, _mm256_add_epi8(q.lo, q.lo)),
-          _mm256_add_epi8(q.hi, _mm256_add_epi8(q.hi, q.hi))};
+  return {ymm_times3(q.lo), ymm_times3(q.hi)};
 }
 static inline Acc acc_zero() {
   return {_mm256_setzero_si256(), _mm256_setzero_si256()};
@@ -424,8 +438,7 @@ static inline Acc acc_add(Acc a, Acc b) {
 #define BITNET_SIMD_WIDE_UNSIGNED_DOT 1
 template <int S>
 static inline Chunk field2_in_place(Chunk raw) {
-  const __m256i m = _mm256_set1_epi8(static_cast<char>(3 << (2 * S)));
-  return {_mm256_and_si256(raw.lo, m), _mm256_and_si256(raw.hi, m)};
+  return {ymm_field2_in_place<S>(raw.lo), ymm_field2_in_place<S>(raw.hi)};
 }
 template <int B>
 static inline Acc acc_sar(Acc a) {
@@ -440,14 +453,7 @@ static inline Acc dot4(Acc acc, Chunk c, const int8_t* q4) {
 }
 static inline void store_rows(Acc acc, int32_t act_sum, float act_scale, const float* row_scale,
                               float* y, int n_valid) {
-  alignas(32) float tmp[2 * 8];
-  const bool full = n_valid == 16;
-  float* out = full ? y : tmp;
-  _mm256_storeu_ps(out, epilogue8(acc.lo, act_sum, act_scale, row_scale));
-  _mm256_storeu_ps(out + 8, epilogue8(acc.hi, act_sum, act_scale, row_scale + 8));
-  if (!full) {
-    for (int r = 0; r < n_valid; ++r) y[r] = tmp[r];
-  }
+  store_rows16(acc.lo, acc.hi, act_sum, act_scale, row_scale, y, n_valid);
 }
 
 // Int8 matrices: as on AVX-512, the activation word is made unsigned (q ^ 0x80 = q + 128) and
