@@ -19,7 +19,10 @@ TEST(Dispatch, DefaultPicksTheWidestAvailable) {
   const KernelTable& t = select_kernels(nullptr);
   const CpuFeatures& f = cpu_features();
 #if defined(__x86_64__)
-  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) {
+  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.amx_int8 &&
+      kernels_for(Isa::Amx)) {
+    EXPECT_EQ(t.isa, Isa::Amx);
+  } else if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) {
     EXPECT_EQ(t.isa, Isa::Avx512);
   } else if (f.avx2 && f.fma && f.f16c && f.avx_vnni) {
     EXPECT_EQ(t.isa, Isa::AvxVnni);
@@ -91,7 +94,7 @@ TEST(Dispatch, UnknownNameListsTheChoices) {
     select_kernels("sse9");
     FAIL();
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("scalar, avx2, avxvnni, avx512, neon or neondot"),
+    EXPECT_NE(std::string(e.what()).find("scalar, avx2, avxvnni, avx512, amx, neon or neondot"),
               std::string::npos);
   }
 }

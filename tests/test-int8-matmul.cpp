@@ -191,6 +191,25 @@ TEST_P(Int8MatmulTest, ExactAgainstReferenceAndDefinitionForEveryTile) {
   }
 }
 
+TEST_P(Int8MatmulTest, WholeTilesOfSixteenRows) {
+  // AMX's shapes (its tiles take 16 rows and K in blocks of 64, slabs of 1024): rows left over,
+  // ragged K blocks copied with zero padding, partial last groups.
+  const KernelTable& t = table();
+  uint64_t seed = 300;
+  for (int64_t k : {64, 100, 1024, 1028, 2560}) {
+    for (int64_t n : {16, 17, 50, 131}) {
+      const Int8Matrix mat = coded_matrix(n, k, -127, 127, seed++);
+      const Int8MatrixView w = mat.view();
+      for (int64_t m : {16, 17, 33, 48}) {
+        Acts a(m, k, k + kGap);
+        fill_acts(a, m, k, -128, 127, seed++);
+        ASSERT_EQ(run(t, w, a, m, 0, w.groups()), definition(w, a, m))
+            << isa_name(t.isa) << " n=" << n << " k=" << k << " m=" << m;
+      }
+    }
+  }
+}
+
 TEST_P(Int8MatmulTest, GroupRangesWriteOnlyTheirRows) {
   const KernelTable& t = table();
   const int64_t n = 200, k = 64, m = 3;  // 13 groups, the last partial
@@ -220,7 +239,7 @@ TEST_P(Int8MatmulTest, GroupRangesWriteOnlyTheirRows) {
 // saturation shows.
 TEST_P(Int8MatmulTest, ExactAtTheLargestKAndExtremeCodes) {
   const KernelTable& t = table();
-  const int64_t n = 32, k = kI8MaxK, m = 4;
+  const int64_t n = 32, k = kI8MaxK, m = 16;  // a whole AMX tile
   Int8Matrix mat(n, k);
   std::vector<float> row(static_cast<size_t>(k));
   for (int64_t i = 0; i < n; ++i) {
@@ -234,7 +253,7 @@ TEST_P(Int8MatmulTest, ExactAtTheLargestKAndExtremeCodes) {
   Acts a(m, k, k);
   const int8_t fill[4] = {127, -128, -127, 1};
   for (int64_t r = 0; r < m; ++r) {
-    for (int64_t j = 0; j < k; ++j) a.q[static_cast<size_t>(r * k + j)] = fill[r];
+    for (int64_t j = 0; j < k; ++j) a.q[static_cast<size_t>(r * k + j)] = fill[r % 4];
     a.scale[static_cast<size_t>(r)] = 1.0f;
   }
   const std::vector<float> want = definition(w, a, m);

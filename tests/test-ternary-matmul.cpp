@@ -128,13 +128,30 @@ TEST_P(MatmulTest, EdgeShapes) {
 TEST_P(MatmulTest, ModelShapesAndThreads) {
   // 2B4T widths (K 2560 and 6912: 6912 % 80 = 32, so T1 uses two 4-trit chunks) and
   // bitnet_b1_58-3B's 3200, with N not a multiple of the group.
-  const int64_t shapes[][3] = {
-      {1, 40, 2560}, {3, 24, 6912}, {1, 17, 3200}, {9, 33, 2560}, {30, 20, 6912}};
+  const int64_t shapes[][3] = {{1, 40, 2560},  {3, 24, 6912},  {1, 17, 3200},  {9, 33, 2560},
+                               {30, 20, 6912}, {32, 48, 2560}, {50, 33, 6912}, {64, 80, 3200}};
   for (const auto& s : shapes) {
     for (int threads = 1; threads <= 4; ++threads) {
       check_kernel(table(), layout(), Problem(s[0], s[1], s[2], 100 + threads), threads);
     }
   }
+}
+
+TEST_P(MatmulTest, WholeTilesOfSixteenRows) {
+  // AMX's shapes: row counts at and around its 16-row tiles (blocks of one or two, rows left to
+  // the AVX-512 kernel), K over and between its 64-wide blocks and 1024-wide decoded slabs, N with
+  // an odd number of groups and a partial last group; one and two threads (ranges that start at
+  // an odd group).
+  const int64_t ks[] = {64, 80, 1024, 1040, 2112};
+  const int64_t ns[] = {16, 17, 48, 65};
+  const int64_t ms[] = {16, 31, 32, 48, 80};
+  uint64_t seed = 500;
+  for (int64_t k : ks)
+    for (int64_t n : ns)
+      for (int64_t m : ms) {
+        const int threads = static_cast<int>(1 + seed % 2);
+        check_kernel(table(), layout(), Problem(m, n, k, seed++), threads);
+      }
 }
 
 TEST_P(MatmulTest, ExtremeValuesAtLargeK) {
@@ -143,7 +160,9 @@ TEST_P(MatmulTest, ExtremeValuesAtLargeK) {
   // The 16-bit sums of narrow accumulation reach -32768 exactly (64 pair sums of -512) at every
   // widening: K = 20576 spans many of them in both layouts.
   const int64_t k = 20576;
-  for (int64_t m : {1, 2, 13}) {  // M = 1 takes the decode (GEMV) paths, M > 1 the tiled ones
+  // M = 1 takes the decode (GEMV) paths, M > 1 the tiled ones; 80 = three blocks of AMX's
+  // activation rows at this K (32 + 32 + 16: about 1 MiB of codes each).
+  for (int64_t m : {1, 2, 13, 80}) {
     for (int wv : {1, -1, 0}) {
       for (int qv : {-128, 127}) {
         Problem p(m, 17, k, 9);

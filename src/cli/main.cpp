@@ -90,7 +90,7 @@ void print_usage() {
       "  --version\n      version, build and CPU information\n\n"
       "Not part of this build yet: the GPU backend; the commands above are all that exist.\n\n"
       "environment:\n"
-      "  BITNET_FORCE_ISA=scalar|avx2|avxvnni|avx512|neon|neondot\n"
+      "  BITNET_FORCE_ISA=scalar|avx2|avxvnni|avx512|amx|neon|neondot\n"
       "      use that kernel variant (fails if the CPU or this build lacks it)\n"
       "  BITNET_CACHE_DIR\n"
       "      prepared weights, converted checkpoints and the default model (default:\n"

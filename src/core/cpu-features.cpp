@@ -2,6 +2,10 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #elif defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMD
@@ -20,6 +24,19 @@ unsigned long long xgetbv0() {
   unsigned eax = 0, edx = 0;
   __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
   return (static_cast<unsigned long long>(edx) << 32) | eax;
+}
+
+// Linux keeps the AMX tile data (XTILEDATA, state component 18) off until a process asks for it;
+// without the grant the first tile instruction faults. Kernels before 5.16 have no such request
+// and do not enable the state in XCR0 either.
+bool request_amx_permission() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr int kArchReqXcompPerm = 0x1023;
+  constexpr unsigned long kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
 }
 
 void detect(CpuFeatures& f) {
@@ -57,6 +74,8 @@ void detect(CpuFeatures& f) {
     f.avx512vl = (b >> 31) & 1;
     f.avx512vnni = (c >> 11) & 1;
   }
+  const bool tiles_ok = (xcr0 & 0x60000) == 0x60000;  // XTILECFG and XTILEDATA
+  if (tiles_ok && ((d >> 24) & 1) && ((d >> 25) & 1)) f.amx_int8 = request_amx_permission();
   __cpuid_count(7, 1, a, b, c, d);
   f.avx_vnni = (a >> 4) & 1;
 
@@ -102,6 +121,7 @@ std::string CpuFeatures::describe() const {
   add(avx512vl, "avx512vl");
   add(avx512vnni, "avx512vnni");
   add(avx_vnni, "avxvnni");
+  add(amx_int8, "amx-int8");
   add(neon, "neon");
   add(dotprod, "dotprod");
   return s.empty() ? std::string("(no SIMD extensions detected)") : s;

@@ -16,6 +16,9 @@ struct CpuFeatures {
   bool avx512vl = false;
   bool avx512vnni = false;
   bool avx_vnni = false;  // VEX-encoded VNNI (vpdpbusd on ymm without AVX-512)
+  // AMX-TILE and AMX-INT8, the OS saving the tile state (XCR0) and, on Linux, granting it to this
+  // process (detection requests the permission, ARCH_REQ_XCOMP_PERM, once for the whole process).
+  bool amx_int8 = false;
   // aarch64
   bool neon = false;
   bool dotprod = false;

@@ -18,6 +18,9 @@ extern const KernelTable kTableAvxVnni;
 #if BITNET_HAVE_AVX512
 extern const KernelTable kTableAvx512;
 #endif
+#if BITNET_HAVE_AMX
+extern const KernelTable kTableAmx;
+#endif
 #if BITNET_HAVE_NEON
 extern const KernelTable kTableNeon;
 #endif
@@ -27,8 +30,8 @@ extern const KernelTable kTableNeonDot;
 
 namespace {
 
-constexpr const char* kIsaNames[kNumIsas] = {"scalar", "avx2",    "avx512",
-                                             "neon",   "neondot", "avxvnni"};
+constexpr const char* kIsaNames[kNumIsas] = {"scalar",  "avx2",    "avx512", "neon",
+                                             "neondot", "avxvnni", "amx"};
 
 const KernelTable* built_table(Isa isa) {
   switch (isa) {
@@ -45,6 +48,10 @@ const KernelTable* built_table(Isa isa) {
 #if BITNET_HAVE_AVX512
     case Isa::Avx512:
       return &kTableAvx512;
+#endif
+#if BITNET_HAVE_AMX
+    case Isa::Amx:
+      return &kTableAmx;
 #endif
 #if BITNET_HAVE_NEON
     case Isa::Neon:
@@ -70,6 +77,8 @@ bool cpu_supports(Isa isa) {
       return f.avx2 && f.fma && f.f16c && f.avx_vnni;
     case Isa::Avx512:
       return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx2;
+    case Isa::Amx:
+      return f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx2 && f.amx_int8;
     case Isa::Neon:
       return f.neon;
     case Isa::NeonDot:
@@ -92,7 +101,7 @@ Isa parse_isa(std::string_view name) {
     if (name == kIsaNames[i]) return static_cast<Isa>(i);
   }
   throw std::invalid_argument("unknown ISA '" + std::string(name) +
-                              "' (expected scalar, avx2, avxvnni, avx512, neon or neondot)");
+                              "' (expected scalar, avx2, avxvnni, avx512, amx, neon or neondot)");
 }
 
 const KernelTable* kernels_for(Isa isa) {
@@ -122,7 +131,7 @@ const KernelTable& select_kernels(const char* force) {
     return *built_table(isa);
   }
   // Fastest first.
-  for (Isa isa : {Isa::Avx512, Isa::AvxVnni, Isa::Avx2, Isa::NeonDot, Isa::Neon}) {
+  for (Isa isa : {Isa::Amx, Isa::Avx512, Isa::AvxVnni, Isa::Avx2, Isa::NeonDot, Isa::Neon}) {
     if (const KernelTable* t = kernels_for(isa)) return *t;
   }
   return kTableScalar;

@@ -42,8 +42,16 @@ enum class TernaryLayout : uint8_t { T2 = 0, T1 = 1 };
 inline constexpr int kNumLayouts = 2;
 
 // Values are stored in prepared-weight caches: append, never renumber.
-enum class Isa : uint8_t { Scalar = 0, Avx2 = 1, Avx512 = 2, Neon = 3, NeonDot = 4, AvxVnni = 5 };
-inline constexpr int kNumIsas = 6;
+enum class Isa : uint8_t {
+  Scalar = 0,
+  Avx2 = 1,
+  Avx512 = 2,
+  Neon = 3,
+  NeonDot = 4,
+  AvxVnni = 5,
+  Amx = 6,  // AVX-512 VNNI with the prefill GEMMs on AMX tiles (TDPBSSD)
+};
+inline constexpr int kNumIsas = 7;
 
 // Non-owning view of a packed ternary matrix W[N][K] (row n = output feature n).
 struct TernaryMatrixView {

@@ -485,7 +485,7 @@ void matmul_simd(const TernaryMatrixView& w, const QuantizedRows& a, float* y, i
 // Groups outer, activation rows inner: a group's weights (K/4 or K/5 bytes x 16 rows) stay in L1
 // while every tile of activation rows passes over them.
 template <TernaryLayout L>
-void matmul_simd(const TernaryMatrixView& w, const QuantizedRows& a, float* y, int64_t ldy,
+void matmul_wide(const TernaryMatrixView& w, const QuantizedRows& a, float* y, int64_t ldy,
                  int64_t g0, int64_t g1) {
   for (int64_t g = g0; g < g1; ++g) {
     int64_t m0 = 0;
@@ -494,6 +494,247 @@ void matmul_simd(const TernaryMatrixView& w, const QuantizedRows& a, float* y, i
     }
     group_tail<L, kMaxRowsPerTile - 1>(static_cast<int>(a.m - m0), w, a, g, m0, y, ldy);
   }
+}
+#if BITNET_SIMD_AMX
+// ------------------------------------------------------------------------ AMX tiles (prefill)
+// The GEMMs of prefill (and of an int8 LM head over many rows) on the tile unit, in blocks of two
+// 16-row activation tiles x two 16-row weight groups:
+//   tmm0-3  C[2t + h], int32 16 x 16: the activation rows of tile t x the 16 rows of group h;
+//   tmm4-5  A[t], 16 activation rows x 64 bytes of K, loaded from the quantized rows in place;
+//   tmm6-7  B[h], 16 rows of 64 bytes: row i is quad i of the K block, byte 4r + j the weight
+//           W[16g + r][k + 4i + j]. That is the layout of one T2 field and of one int8 chunk
+//           (kernel-types.h), so B is a T2 chunk's four fields as they decode, or int8 chunks as
+//           stored.
+// TDPBSSD multiplies signed bytes on both sides: the T2 codes 0..2 (or the int8 weights) times q,
+// the integer every other path forms, and the same epilogue: bit-identical results.
+// Only whole tiles run here (M rows in multiples of 16, groups of 16 valid rows); the caller runs
+// the rest on the AVX-512 kernels. Partial sums wait in y as int32 between K slabs: y is written
+// only where it is the output, and its 16 columns per full group are all inside N.
+constexpr int kAmxRows = 16;        // activation rows per A tile (and rows of C)
+constexpr int64_t kAmxBlockK = 64;  // K per tile multiply
+// K decoded at once: two groups' B rows (2 x 16 KiB) stay in L1 while every activation tile of
+// the block passes over them.
+constexpr int64_t kAmxSlabK = 1024;
+constexpr int64_t kAmxSlabBytes = kAmxSlabK / 4 * kChunkBytes;
+// Activation rows per block: about 1 MiB of codes, read from L2 once per group pair.
+constexpr int64_t kAmxActBytes = int64_t{1} << 20;
+
+// Palette 1, tiles 0-7 at 16 rows x 64 bytes. Loading a configuration zeroes every tile; the
+// destructor releases the tile state, so a thread outside the kernels carries none.
+class AmxScope {
+ public:
+  AmxScope() {
+    struct alignas(64) {
+      uint8_t palette, start_row, reserved[14];
+      uint16_t colsb[16];
+      uint8_t rows[16];
+    } cfg = {};
+    cfg.palette = 1;
+    for (int t = 0; t < 8; ++t) {
+      cfg.colsb[t] = kChunkBytes;
+      cfg.rows[t] = kAmxRows;
+    }
+    _tile_loadconfig(&cfg);
+  }
+  ~AmxScope() { _tile_release(); }
+  AmxScope(const AmxScope&) = delete;
+  AmxScope& operator=(const AmxScope&) = delete;
+};
+
+// One K block for T activation tiles (a0, a1: lda apart per row) x G groups (b0, b1).
+template <int T, int G>
+inline void amx_block(const int8_t* a0, const int8_t* a1, int64_t lda, const uint8_t* b0,
+                      const uint8_t* b1) {
+  _tile_loadd(4, a0, lda);
+  if constexpr (T > 1) _tile_loadd(5, a1, lda);
+  _tile_loadd(6, b0, kChunkBytes);
+  _tile_dpbssd(0, 4, 6);
+  if constexpr (T > 1) _tile_dpbssd(2, 5, 6);
+  if constexpr (G > 1) {
+    _tile_loadd(7, b1, kChunkBytes);
+    _tile_dpbssd(1, 4, 7);
+    if constexpr (T > 1) _tile_dpbssd(3, 5, 7);
+  }
+}
+
+// C tiles from / to the int32 partial sums at c (activation row m0, column 16g; ldc elements per
+// row). zero: start from nothing (the first slab).
+template <int T, int G>
+inline void amx_c_load(const int32_t* c, int64_t ldc, bool zero) {
+  const int64_t stride = ldc * static_cast<int64_t>(sizeof(int32_t));
+  const int32_t* c1 = c + kAmxRows * ldc;
+  if (zero) {
+    _tile_zero(0);
+    if constexpr (G > 1) _tile_zero(1);
+    if constexpr (T > 1) _tile_zero(2);
+    if constexpr (T > 1 && G > 1) _tile_zero(3);
+    return;
+  }
+  _tile_loadd(0, c, stride);
+  if constexpr (G > 1) _tile_loadd(1, c + kGroupRows, stride);
+  if constexpr (T > 1) _tile_loadd(2, c1, stride);
+  if constexpr (T > 1 && G > 1) _tile_loadd(3, c1 + kGroupRows, stride);
+}
+template <int T, int G>
+inline void amx_c_store(int32_t* c, int64_t ldc) {
+  const int64_t stride = ldc * static_cast<int64_t>(sizeof(int32_t));
+  int32_t* c1 = c + kAmxRows * ldc;
+  _tile_stored(0, c, stride);
+  if constexpr (G > 1) _tile_stored(1, c + kGroupRows, stride);
+  if constexpr (T > 1) _tile_stored(2, c1, stride);
+  if constexpr (T > 1 && G > 1) _tile_stored(3, c1 + kGroupRows, stride);
+}
+
+// B rows of the T2 matrix: K in [k0, k1) of group g decoded to `scratch`, quad i at row i, zero
+// rows up to the end of the last K block.
+struct AmxT2Source {
+  const TernaryMatrixView& w;
+  const uint8_t* panel(int64_t g, int64_t k0, int64_t k1, uint8_t* scratch) const {
+    const uint8_t* p = w.data + static_cast<size_t>(g) * w.group_bytes + k0 / 16 * kChunkBytes;
+    uint8_t* b = scratch;
+    for (int64_t k = k0; k < k1; k += 16, p += kChunkBytes, b += 4 * kChunkBytes) {
+      const Chunk raw = load_chunk(p);
+      store_chunk(b, code2<0>(raw));
+      store_chunk(b + kChunkBytes, code2<1>(raw));
+      store_chunk(b + 2 * kChunkBytes, code2<2>(raw));
+      store_chunk(b + 3 * kChunkBytes, code2<3>(raw));
+    }
+    for (; (b - scratch) % (kAmxBlockK / 4 * kChunkBytes) != 0; b += kChunkBytes) {
+      store_chunk(b, Chunk{_mm512_setzero_si512()});
+    }
+    return scratch;
+  }
+  int32_t act_sum(const QuantizedRows& a, int64_t m) const { return a.sum[m]; }
+  const float* row_scale() const { return w.row_scale; }
+  int64_t k() const { return w.k; }
+};
+
+// B rows of the int8 matrix: the chunks as stored; a ragged last block is copied with zero rows
+// after it (the group's data ends with K).
+struct AmxI8Source {
+  const Int8MatrixView& w;
+  const uint8_t* panel(int64_t g, int64_t k0, int64_t k1, uint8_t* scratch) const {
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(w.data) +
+                       static_cast<size_t>(g) * w.group_bytes + k0 / 4 * kChunkBytes;
+    if ((k1 - k0) % kAmxBlockK == 0) return p;
+    const int64_t bytes = (k1 - k0) / 4 * kChunkBytes;
+    const int64_t padded = (k1 - k0 + kAmxBlockK - 1) / kAmxBlockK * (kAmxBlockK / 4) * kChunkBytes;
+    std::memcpy(scratch, p, static_cast<size_t>(bytes));
+    std::memset(scratch + bytes, 0, static_cast<size_t>(padded - bytes));
+    return scratch;
+  }
+  int32_t act_sum(const QuantizedRows&, int64_t) const { return 0; }
+  const float* row_scale() const { return w.row_scale; }
+  int64_t k() const { return w.k; }
+};
+
+// Activation tiles t0 (and t0 + 1 when T == 2) against the decoded slab [k0, k1) of G groups.
+// The last block of a ragged K reads the activations from a zero-padded copy (no read past K).
+template <int T, int G>
+void amx_tiles(const QuantizedRows& a, int64_t m0, int64_t k0, int64_t k1, int64_t K,
+               const uint8_t* const* b, int32_t* c, int64_t ldc, bool first, int8_t* apad) {
+  amx_c_load<T, G>(c, ldc, first);
+  const int8_t* q0 = a.q + m0 * a.ldq;
+  const int8_t* q1 = q0 + kAmxRows * a.ldq;
+  const int64_t whole = (k1 - k0) / kAmxBlockK;
+  for (int64_t i = 0; i < whole; ++i) {
+    const int64_t k = k0 + i * kAmxBlockK;
+    const int64_t boff = i * (kAmxBlockK / 4) * kChunkBytes;
+    amx_block<T, G>(q0 + k, q1 + k, a.ldq, b[0] + boff, b[G - 1] + boff);
+  }
+  if (k0 + whole * kAmxBlockK < k1) {
+    const int64_t k = k0 + whole * kAmxBlockK;
+    const size_t rest = static_cast<size_t>(K - k);
+    for (int t = 0; t < T; ++t) {
+      for (int r = 0; r < kAmxRows; ++r) {
+        std::memcpy(apad + (t * kAmxRows + r) * kAmxBlockK, q0 + (t * kAmxRows + r) * a.ldq + k,
+                    rest);
+      }
+    }
+    const int64_t boff = whole * (kAmxBlockK / 4) * kChunkBytes;
+    amx_block<T, G>(apad, apad + kAmxRows * kAmxBlockK, kAmxBlockK, b[0] + boff, b[G - 1] + boff);
+  }
+  amx_c_store<T, G>(c, ldc);
+}
+
+template <int G, class Source>
+void amx_groups(const Source& src, const QuantizedRows& a, int64_t r0, int64_t r1, float* y,
+                int64_t ldy, int64_t g, uint8_t* scratch, int8_t* apad) {
+  const int64_t K = src.k();
+  int32_t* c = reinterpret_cast<int32_t*>(y) + g * kGroupRows;
+  for (int64_t k0 = 0; k0 < K; k0 += kAmxSlabK) {
+    const int64_t k1 = k0 + kAmxSlabK < K ? k0 + kAmxSlabK : K;
+    const uint8_t* b[G];
+    for (int h = 0; h < G; ++h) b[h] = src.panel(g + h, k0, k1, scratch + h * kAmxSlabBytes);
+    int64_t m0 = r0;
+    for (; m0 + 2 * kAmxRows <= r1; m0 += 2 * kAmxRows) {
+      amx_tiles<2, G>(a, m0, k0, k1, K, b, c + m0 * ldy, ldy, k0 == 0, apad);
+    }
+    if (m0 < r1) amx_tiles<1, G>(a, m0, k0, k1, K, b, c + m0 * ldy, ldy, k0 == 0, apad);
+  }
+  for (int64_t m = r0; m < r1; ++m) {
+    for (int h = 0; h < G; ++h) {
+      const int64_t col = (g + h) * kGroupRows;
+      float* out = y + m * ldy + col;
+      const Acc acc{_mm512_loadu_si512(out)};
+      store_rows(acc, src.act_sum(a, m), a.scale[m], src.row_scale() + col, out, kGroupRows);
+    }
+  }
+}
+
+// Rows [0, 16 * floor(M / 16)) x groups [g0, g1), every group of 16 valid rows.
+template <class Source>
+void amx_matmul(const Source& src, const QuantizedRows& a, float* y, int64_t ldy, int64_t g0,
+                int64_t g1) {
+  alignas(64) uint8_t scratch[2 * kAmxSlabBytes];
+  alignas(64) int8_t apad[2 * kAmxRows * kAmxBlockK] = {};
+  const AmxScope scope;
+  const int64_t m_full = a.m / kAmxRows * kAmxRows;
+  const int64_t fit = kAmxActBytes / src.k() / (2 * kAmxRows) * (2 * kAmxRows);
+  const int64_t block = fit > 2 * kAmxRows ? fit : 2 * kAmxRows;
+  for (int64_t r0 = 0; r0 < m_full; r0 += block) {
+    const int64_t r1 = r0 + block < m_full ? r0 + block : m_full;
+    int64_t g = g0;
+    for (; g + 2 <= g1; g += 2) amx_groups<2>(src, a, r0, r1, y, ldy, g, scratch, apad);
+    if (g < g1) amx_groups<1>(src, a, r0, r1, y, ldy, g, scratch, apad);
+  }
+}
+
+// Splits a call into the AMX part and the rest: rows past the last whole tile and a last group
+// with fewer than 16 rows go to `rest` (the AVX-512 kernel) as (rows, y, group range).
+template <class Source, class Rest>
+void amx_split(const Source& src, int64_t n, const QuantizedRows& a, float* y, int64_t ldy,
+               int64_t g0, int64_t g1, Rest rest) {
+  const int64_t m_full = a.m / kAmxRows * kAmxRows;
+  const int64_t whole = n / kGroupRows;
+  const int64_t ge = g1 < whole ? g1 : (whole > g0 ? whole : g0);
+  if (ge > g0) amx_matmul(src, a, y, ldy, g0, ge);
+  if (ge < g1) {
+    QuantizedRows head = a;
+    head.m = m_full;
+    rest(head, y, ge, g1);
+  }
+  if (m_full < a.m) {
+    QuantizedRows tail{a.q + m_full * a.ldq, a.ldq, a.scale + m_full, a.sum + m_full, a.m - m_full};
+    rest(tail, y + m_full * ldy, g0, g1);
+  }
+}
+#endif
+
+template <TernaryLayout L>
+void matmul_simd(const TernaryMatrixView& w, const QuantizedRows& a, float* y, int64_t ldy,
+                 int64_t g0, int64_t g1) {
+#if BITNET_SIMD_AMX
+  // T2 only: a T1 byte's five digits span quads of two K blocks (k = 20c + 4n).
+  if (L == TernaryLayout::T2 && a.m >= kAmxRows) {
+    amx_split(AmxT2Source{w}, w.n, a, y, ldy, g0, g1,
+              [&](const QuantizedRows& rows, float* out, int64_t b0, int64_t b1) {
+                matmul_wide<L>(w, rows, out, ldy, b0, b1);
+              });
+    return;
+  }
+#endif
+  matmul_wide<L>(w, a, y, ldy, g0, g1);
 }
 #endif
 
@@ -532,6 +773,39 @@ int64_t int8_peak_simd(int64_t iterations) {
 #else
 // Independent chains of dot4 (one vpdpbusd each on AVX-512): enough to cover its latency, so the
 // loop runs at the multiply-add throughput of the core, with every operand kept in registers.
+#if BITNET_SIMD_AMX
+// The prefill GEMM runs on the tile unit: four independent C tiles (tmm0-3, as in amx_tiles) fed
+// by two A and two B tiles, the shape the kernel issues; 16 x 16 x 64 multiply-adds per TDPBSSD.
+constexpr int64_t kPeakMacsPerIteration = 4 * kAmxRows * kGroupRows * kAmxBlockK;
+constexpr const char* kPeakMix = "tdpbssd (AMX tiles)";
+int64_t int8_peak_simd(int64_t iterations) {
+  alignas(64) int8_t bytes[2 * kAmxRows * kAmxBlockK];
+  for (int i = 0; i < 2 * kAmxRows * kAmxBlockK; ++i) bytes[i] = static_cast<int8_t>(i % 5 - 2);
+  alignas(64) int32_t out[4][kAmxRows * kGroupRows];
+  {
+    const AmxScope scope;
+    _tile_loadd(4, bytes, kAmxBlockK);
+    _tile_loadd(5, bytes + kAmxRows * kAmxBlockK, kAmxBlockK);
+    _tile_loadd(6, bytes, kAmxBlockK);
+    _tile_loadd(7, bytes + kAmxRows * kAmxBlockK, kAmxBlockK);
+    for (int64_t it = 0; it < iterations; ++it) {
+      _tile_dpbssd(0, 4, 6);
+      _tile_dpbssd(1, 4, 7);
+      _tile_dpbssd(2, 5, 6);
+      _tile_dpbssd(3, 5, 7);
+    }
+    _tile_stored(0, out[0], kChunkBytes);
+    _tile_stored(1, out[1], kChunkBytes);
+    _tile_stored(2, out[2], kChunkBytes);
+    _tile_stored(3, out[3], kChunkBytes);
+  }
+  int64_t sum = 0;
+  for (const auto& t : out) {
+    for (int32_t v : t) sum += v;
+  }
+  return sum;
+}
+#else
 #if BITNET_SIMD_AVX512
 constexpr int kPeakChains = 12;
 #elif BITNET_SIMD_AVXVNNI
@@ -571,6 +845,7 @@ int64_t int8_peak_simd(int64_t iterations) {
   return static_cast<int64_t>(sum);
 }
 
+#endif  // BITNET_SIMD_AMX
 #endif
 
 uint64_t stream_read_simd(const uint8_t* p, size_t bytes) {
@@ -1114,7 +1389,7 @@ inline void i8_rows_tail(int rest, const Int8MatrixView& w, const QuantizedRows&
   }
 }
 
-void matmul_i8_simd(const Int8MatrixView& w, const QuantizedRows& a, float* y, int64_t ldy,
+void matmul_i8_wide(const Int8MatrixView& w, const QuantizedRows& a, float* y, int64_t ldy,
                     int64_t g0, int64_t g1) {
   if (a.m == 1) {
     if (static_cast<int64_t>(w.group_bytes) * (g1 - g0) > kHeadStreamBytes) {
@@ -1135,14 +1410,29 @@ void matmul_i8_simd(const Int8MatrixView& w, const QuantizedRows& a, float* y, i
   }
 }
 
+void matmul_i8_simd(const Int8MatrixView& w, const QuantizedRows& a, float* y, int64_t ldy,
+                    int64_t g0, int64_t g1) {
+#if BITNET_SIMD_AMX
+  if (a.m >= kAmxRows) {
+    amx_split(AmxI8Source{w}, w.n, a, y, ldy, g0, g1,
+              [&](const QuantizedRows& rows, float* out, int64_t b0, int64_t b1) {
+                matmul_i8_wide(w, rows, out, ldy, b0, b1);
+              });
+    return;
+  }
+#endif
+  matmul_i8_wide(w, a, y, ldy, g0, g1);
+}
+
 }  // namespace
 
 extern const KernelTable BITNET_TABLE_NAME;
 // T1 where its digits decode in vpdpbusd's unsigned bytes at AVX-512's width (kept only where the
 // core has the ports for it: dispatch.cpp, preferred_layout). AVX-VNNI runs T2:
 // on an Intel Xeon (family 6 model 207, 2B4T dummy, Q6_K head, 2 threads) T1 gained 1-3% in decode
-// and lost 19-29% in prefill (its GEMM at about 50% of the ymm peak against T2's 79%).
-#if BITNET_SIMD_AVX512
+// and lost 19-29% in prefill (its GEMM at about 50% of the ymm peak against T2's 79%). AMX runs
+// T2: its tiles take T2's fields as they decode (amx_tiles).
+#if BITNET_SIMD_AVX512 && !BITNET_SIMD_AMX
 constexpr TernaryLayout kPreferredLayout = TernaryLayout::T1;
 #else
 constexpr TernaryLayout kPreferredLayout = TernaryLayout::T2;

@@ -34,6 +34,11 @@
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #define BITNET_SIMD_AVX512 1
+#if defined(__AMX_TILE__) && defined(__AMX_INT8__)
+// AMX (Intel Xeon from Sapphire Rapids on): the AVX-512 variant, with the prefill GEMMs on the
+// tile unit (kernels-simd.cpp, "AMX tiles").
+#define BITNET_SIMD_AMX 1
+#endif
 // GCC 12's AVX-512 headers trip -Wuninitialized on their own _mm512_undefined_* temporaries
 // (GCC bug 105593, fixed in GCC 13); the locations are inside the header, so this covers only them.
 #if !defined(__clang__)

@@ -13,7 +13,7 @@
 
 namespace bitnet::kernels {
 
-const char* isa_name(Isa isa);           // "scalar", "avx2", "avx512", "neon", "neondot", "avxvnni"
+const char* isa_name(Isa isa);  // "scalar", "avx2", "avx512", "neon", "neondot", "avxvnni", "amx"
 const char* layout_name(TernaryLayout);  // "t2", "t1"
 double layout_bits_per_weight(TernaryLayout layout, int64_t k);
 size_t packed_group_bytes(TernaryLayout layout, int64_t k);  // bytes per group of 16 rows
