@@ -23,7 +23,8 @@
 //   - Reads the whole group data (64-byte aligned), row_scale[16 * groups], and exactly K bytes of
 //     each activation row: no reads past the end of any buffer. (Decode loops issue prefetch
 //     hints up to 8 KiB past the weights; a prefetch is not an access and never faults.)
-//   - Writes y[m * ldy + n] for n < N only (ldy >= N). y must not overlap any input.
+//   - Writes y[m * ldy + n] for n < N only (ldy >= N). y must not overlap any input. (AMX keeps
+//     int32 partial sums in those elements of y between K slabs before writing the floats.)
 //   - Integer accumulation is exact for K < 2^24 / 128; the float epilogue is
 //     y = float(acc - act_sum) / act_scale * row_scale, the same operations in the same order on
 //     every ISA, so all paths give bit-identical results.
